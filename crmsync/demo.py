@@ -1,0 +1,81 @@
+"""The demo: a public web form wired to the sandbox CRM, and an admin user. Idempotent."""
+
+from dataclasses import dataclass
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from crmsync.models import Destination
+from ingestion.models import Source
+from mapping.models import FieldRule, MappingSet
+
+DEMO_SLUG = "demo-form"
+DEMO_DESTINATION = "Sandbox HubSpot"
+ADMIN_USERNAME = "admin"
+
+# source field, target, lowercase, required
+DEMO_RULES = (
+    ("email", "email", True, True),
+    ("first_name", "first_name", False, False),
+    ("last_name", "last_name", False, False),
+    ("company", "company", False, False),
+    ("phone", "phone", False, False),
+    ("country", "country", False, False),
+)
+
+
+@dataclass(frozen=True)
+class DemoInfo:
+    source: Source
+    destination: Destination
+    admin_username: str
+    admin_password: str
+
+
+def demo_load(*, sandbox_base_url: str) -> DemoInfo:
+    with transaction.atomic():
+        source, _ = Source.objects.get_or_create(
+            slug=DEMO_SLUG, defaults={"name": "Demo web form", "kind": Source.Kind.WEB_FORM}
+        )
+        _demo_mapping(source)
+        destination = _demo_destination(sandbox_base_url)
+        password = _demo_admin()
+    return DemoInfo(source, destination, ADMIN_USERNAME, password)
+
+
+def _demo_mapping(source: Source) -> MappingSet:
+    mapping_set, created = MappingSet.objects.get_or_create(
+        source=source, is_active=True, defaults={"name": "Demo web form mapping"}
+    )
+    if created:
+        FieldRule.objects.bulk_create(
+            FieldRule(mapping_set=mapping_set, position=i, source_field=field, target=target,
+                      lowercase=lowercase, required=required)
+            for i, (field, target, lowercase, required) in enumerate(DEMO_RULES)
+        )
+    return mapping_set
+
+
+def _demo_destination(base_url: str) -> Destination:
+    destination, _ = Destination.objects.get_or_create(
+        name=DEMO_DESTINATION, defaults={"kind": Destination.Kind.HUBSPOT, "base_url": base_url}
+    )
+    destination.base_url = base_url  # the port may differ from the last run
+    destination.set_token(settings.SANDBOX_HUBSPOT_TOKEN)
+    destination.save()
+    return destination
+
+
+def _demo_admin() -> str:
+    """The password is generated once into var/ so it stays the same across runs."""
+    path = settings.VAR_DIR / "demo_admin_password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12))
+        path.chmod(0o600)
+    password = path.read_text().strip()
+    User = get_user_model()
+    if not User.objects.filter(username=ADMIN_USERNAME).exists():
+        User.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", password)
+    return password

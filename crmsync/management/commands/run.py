@@ -1,0 +1,94 @@
+"""`make run`: migrate, load the demo, start the web server and the worker, stop both on Ctrl-C."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from crmsync.demo import DEMO_SLUG, demo_load
+
+BANNER = """
+  crmsync is running (web server + worker). Ctrl-C stops both.
+
+  Admin:      {base}/admin/   user {user} / password {password}
+  Sandbox CRM contacts (HubSpot API):
+              curl -H 'Authorization: Bearer {token}' {base}/sandbox/hubspot/crm/v3/objects/contacts
+
+  Send a lead through:
+    curl -i -X POST {base}/api/v1/sources/{slug}/submissions \\
+         -H 'Content-Type: application/json' \\
+         -d '{{"email": "  Ada.Lovelace@Example.COM ", "first_name": "Ada", "last_name": "Lovelace", "company": "Analytical Engines", "country": "GB"}}'
+"""
+
+
+class Command(BaseCommand):
+    help = "Migrate, load the demo, and run the web server and the worker in the foreground."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=settings.PORT)
+        parser.add_argument("--no-demo", action="store_true", help="Skip loading the demo data.")
+
+    def handle(self, *args, host: str, port: int, no_demo: bool, **options) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        info = None if no_demo else demo_load(sandbox_base_url=f"http://127.0.0.1:{port}/sandbox/hubspot")
+        children = [self._start_web(host, port), self._start_worker()]
+        try:
+            self._wait_ready(port, children)
+            if info:
+                self.stdout.write(BANNER.format(base=f"http://127.0.0.1:{port}", user=info.admin_username,
+                                                password=info.admin_password, slug=DEMO_SLUG,
+                                                token=settings.SANDBOX_HUBSPOT_TOKEN))
+            self._supervise(children)
+        except KeyboardInterrupt:
+            self.stdout.write("\nstopping web server and worker...")
+        finally:
+            _stop(children)
+
+    def _start_web(self, host: str, port: int) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "gunicorn", "crmsync.wsgi", "--bind", f"{host}:{port}",
+               "--workers", "2", "--threads", "4", "--access-logfile", "-"]
+        # Own process group each, so Ctrl-C reaches us once and we stop the children in order.
+        return subprocess.Popen(cmd, start_new_session=True)
+
+    def _start_worker(self) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "manage.py", "worker"], cwd=settings.BASE_DIR, start_new_session=True)
+
+    def _wait_ready(self, port: int, children: list[subprocess.Popen], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _check_alive(children)
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise CommandError(f"The web server did not answer on port {port} within {timeout:.0f} s.")
+
+    def _supervise(self, children: list[subprocess.Popen]) -> None:
+        while True:
+            _check_alive(children)
+            time.sleep(0.5)
+
+
+def _check_alive(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is not None:
+            raise CommandError(f"{' '.join(child.args[:3])} exited with code {child.returncode}.")
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)

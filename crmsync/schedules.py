@@ -1,0 +1,36 @@
+"""Schedules, declared in code and synced idempotently by `manage.py sync_schedules` (which
+`manage.py worker` runs at start), so no one has to click them into the admin."""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django_q.models import Schedule
+
+
+@dataclass(frozen=True)
+class Declared:
+    name: str
+    func: str
+    minutes: int
+
+
+SCHEDULES = (
+    # Re-rings the queue for submissions and push jobs that a lost message or a dead worker
+    # left behind, and for retries whose backoff has run out.
+    Declared("crmsync: pipeline sweep", "crmsync.tasks.pipeline_sweep", minutes=1),
+)
+PREFIX = "crmsync: "
+
+
+def schedules_sync() -> list[str]:
+    """Create or update every declared schedule; delete ours that are no longer declared."""
+    with transaction.atomic():
+        for declared in SCHEDULES:
+            Schedule.objects.update_or_create(
+                name=declared.name,
+                defaults={"func": declared.func, "schedule_type": Schedule.MINUTES,
+                          "minutes": declared.minutes, "repeats": -1},
+            )
+        names = [d.name for d in SCHEDULES]
+        Schedule.objects.filter(name__startswith=PREFIX).exclude(name__in=names).delete()
+    return names

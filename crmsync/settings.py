@@ -1,0 +1,206 @@
+"""Settings, all from the environment (see .env.example for every name).
+
+The embedded default needs no configuration at all: SQLite under var/, the django-q2 ORM
+broker, the sandbox CRM. Production sets DATABASE_URL, REDIS_URL, SECRET_KEY and DEBUG=false.
+"""
+
+from pathlib import Path
+import secrets
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+if (BASE_DIR / ".env").exists():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+# Local state for the embedded default: the SQLite file and generated local secrets.
+VAR_DIR = Path(env.str("CRMSYNC_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# Local runs are the default (as in healthchecks); production sets DEBUG=false and its secrets.
+DEBUG = env.bool("DEBUG", default=True)
+
+
+def _local_secret(name: str, make) -> str:
+    """A secret generated once into var/ so local runs survive restarts without configuration."""
+    path = VAR_DIR / name
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+if env.str("SECRET_KEY", default=""):
+    SECRET_KEY = env.str("SECRET_KEY")
+elif DEBUG:
+    SECRET_KEY = _local_secret("secret_key", lambda: secrets.token_urlsafe(50))
+else:
+    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+
+# Fernet key(s) for credentials at rest. Comma-separated: the first encrypts, all decrypt,
+# so a key can be rotated by prepending a new one.
+if env.str("CRMSYNC_ENCRYPTION_KEYS", default=""):
+    CRMSYNC_ENCRYPTION_KEYS = env.list("CRMSYNC_ENCRYPTION_KEYS")
+elif DEBUG:
+    CRMSYNC_ENCRYPTION_KEYS = [_local_secret("encryption_key", _fernet_key)]
+else:
+    raise ImproperlyConfigured("CRMSYNC_ENCRYPTION_KEYS must be set when DEBUG is off.")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+PORT = env.int("PORT", default=8000)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_q",
+    "ingestion",
+    "mapping",
+    "crmsync",
+    "crmsync.sandbox",
+    "audit",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "crmsync.urls"
+WSGI_APPLICATION = "crmsync.wsgi.application"
+ASGI_APPLICATION = "crmsync.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'crmsync.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the one writer; synchronous=FULL makes a commit durable
+    # before we answer 202; IMMEDIATE takes the write lock at BEGIN so two writers queue on
+    # busy_timeout instead of failing with "database is locked" on lock upgrade.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+        }
+    )
+    # Tests that start real web and worker processes need a file they can all open.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Queue (django-q2) -----------------------------------------------------------------------
+# The queue is a doorbell: tasks carry IDs only, and the sweeper finds anything a lost message
+# left behind, so django-q2's own retries stay minimal (max_attempts=1) and are never used as
+# business retries. retry > timeout, as django-q2 requires, so a slow task is not run twice.
+REDIS_URL = env.str("REDIS_URL", default="")
+Q_CLUSTER = {
+    "name": env.str("Q_CLUSTER_NAME", default="crmsync"),
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=120),
+    "retry": env.int("Q_TIMEOUT", default=120) + 60,
+    "max_attempts": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+    Q_CLUSTER["poll"] = 0.2
+
+# --- Pipeline --------------------------------------------------------------------------------
+CRMSYNC = {
+    # A claimed push job whose worker died is re-dispatched once its lease has expired.
+    "PUSH_LEASE_SECONDS": env.int("CRMSYNC_PUSH_LEASE_SECONDS", default=300),
+    "PUSH_MAX_ATTEMPTS": env.int("CRMSYNC_PUSH_MAX_ATTEMPTS", default=8),
+    "PUSH_BACKOFF_BASE_SECONDS": env.float("CRMSYNC_PUSH_BACKOFF_BASE_SECONDS", default=10.0),
+    "PUSH_BACKOFF_CAP_SECONDS": env.float("CRMSYNC_PUSH_BACKOFF_CAP_SECONDS", default=3600.0),
+    # A submission still "received" after this long is queued again by the sweeper.
+    "SWEEP_STALE_SECONDS": env.int("CRMSYNC_SWEEP_STALE_SECONDS", default=60),
+    "HTTP_CONNECT_TIMEOUT": env.float("CRMSYNC_HTTP_CONNECT_TIMEOUT", default=5.0),
+    "HTTP_READ_TIMEOUT": env.float("CRMSYNC_HTTP_READ_TIMEOUT", default=30.0),
+    "MAX_BODY_BYTES": env.int("CRMSYNC_MAX_BODY_BYTES", default=256 * 1024),
+}
+
+# The sandbox CRM answers under /sandbox/; on by default only for local (DEBUG) runs.
+SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
+SANDBOX_HUBSPOT_TOKEN = env.str("SANDBOX_HUBSPOT_TOKEN", default="sandbox-hubspot-token")
+
+# --- HTTP and admin --------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "ingestion.api.exception_handler",
+}
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = CRMSYNC["MAX_BODY_BYTES"]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {"()": "audit.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")},
+    },
+}

@@ -1,0 +1,7 @@
+"""django-q2 entry points for the mapping stage."""
+
+from mapping import services
+
+
+def submission_process(submission_id: int) -> str:
+    return services.submission_process(submission_id=submission_id).status
