@@ -29,6 +29,7 @@ class LeadAdmin(admin.ModelAdmin):
 
 
 class DestinationForm(forms.ModelForm):
+    base_url = forms.URLField(assume_scheme="https", help_text=Destination._meta.get_field("base_url").help_text)
     token = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),

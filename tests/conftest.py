@@ -1,0 +1,21 @@
+import pytest
+
+from tests.stack import Stack
+
+
+@pytest.fixture
+def stack(transactional_db, tmp_path):
+    """Real processes over real HTTP: gunicorn and `manage.py worker` (qcluster) on the test
+    database, with the sandbox CRM served by the same web server. Starts nothing by itself."""
+    running = Stack(log_dir=tmp_path)
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
+def run_tasks_inline(monkeypatch):
+    """django-q2's documented sync mode, for unit tests of code that enqueues tasks. Tests of
+    the worker itself use the `stack` fixture instead."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
