@@ -8,11 +8,15 @@ from crmsync.models import Destination, Lead, PushJob
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(ReadOnlyAdmin):
+    """Read-only: a lead changes only through the pipeline, which also queues its push. An edit
+    here would silently diverge from the CRM."""
+
     list_display = ("email", "first_name", "last_name", "company", "country", "external_id", "updated_at")
     search_fields = ("email", "external_id", "last_name", "company")
-    readonly_fields = ("external_id", "created_at", "updated_at", "attributes_pretty", "history_links")
-    show_full_result_count = False
+    fields = ("external_id", "email", "first_name", "last_name", "phone", "company", "country",
+              "attributes_pretty", "created_at", "updated_at", "history_links")
+    readonly_fields = fields
 
     @admin.display(description="attributes")
     def attributes_pretty(self, obj: Lead) -> str:
