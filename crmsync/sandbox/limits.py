@@ -1,0 +1,86 @@
+"""The sandbox's settings row and HubSpot's request limits, counted in the database.
+
+Counters live in SandboxRateWindow rows so that every gunicorn process draws on one budget, as
+every app of a HubSpot account does. Windows are fixed (aligned to the interval) rather than
+rolling: close enough for a client to meet its 429s, and one row per window kind.
+"""
+
+from dataclasses import dataclass
+import time
+
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, QuerySet, Value, When
+
+from crmsync.sandbox.errors import HubSpotError, rate_limit_error
+from crmsync.sandbox.models import SandboxRateWindow, SandboxSettings
+
+DAY_MS = 86_400_000
+SECOND_MS = 1_000
+Window = SandboxRateWindow.Window
+
+
+def settings_get(*, crm: str) -> SandboxSettings:
+    """The CRM's knobs; created with defaults on first use, so a flushed database still works."""
+    return SandboxSettings.objects.get_or_create(crm=crm)[0]
+
+
+@dataclass(frozen=True)
+class Usage:
+    limits: SandboxSettings
+    used: int
+    daily_used: int
+    search_used: int | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-HubSpot-RateLimit-Max": str(self.limits.rate_limit_max),
+            "X-HubSpot-RateLimit-Remaining": str(max(0, self.limits.rate_limit_max - self.used)),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(self.limits.rate_limit_interval_ms),
+            "X-HubSpot-RateLimit-Daily": str(self.limits.daily_limit),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.limits.daily_limit - self.daily_used)),
+        }
+
+    def refusal(self) -> HubSpotError | None:
+        # DAILY first: a client that sees it must stop until the reset, not merely back off.
+        if self.daily_used > self.limits.daily_limit:
+            return rate_limit_error("DAILY")
+        if self.used > self.limits.rate_limit_max:
+            return rate_limit_error("TEN_SECONDLY_ROLLING")
+        if self.search_used is not None and self.search_used > self.limits.search_limit_per_second:
+            return rate_limit_error("SECONDLY")
+        return None
+
+
+def request_count(limits: SandboxSettings, *, search: bool = False) -> Usage:
+    """Count one request against every window that applies to it; refused ones count too."""
+    now_ms = int(time.time() * 1000)
+    with transaction.atomic():
+        used = _hit(limits.crm, Window.TEN_SECONDLY, _start(now_ms, limits.rate_limit_interval_ms))
+        daily = _hit(limits.crm, Window.DAILY, _start(now_ms, DAY_MS))
+        searched = _hit(limits.crm, Window.SEARCH_SECONDLY, _start(now_ms, SECOND_MS)) if search else None
+    return Usage(limits, used, daily, searched)
+
+
+def _start(now_ms: int, interval_ms: int) -> int:
+    return now_ms - now_ms % max(1, interval_ms)
+
+
+def _hit(crm: str, window: str, start: int) -> int:
+    """Add one to the window's count (restarting it in a new window) and return the count."""
+    rows = SandboxRateWindow.objects.filter(crm=crm, window=window)
+    if not _bump(rows, start):
+        try:
+            with transaction.atomic():
+                SandboxRateWindow.objects.create(crm=crm, window=window, window_start=start, count=1)
+            return 1
+        except IntegrityError:  # another process created the row first; count on it
+            _bump(rows, start)
+    # Our UPDATE holds the row lock until commit (PostgreSQL) or the database lock (SQLite
+    # IMMEDIATE), so this reads our own increment, not another process's.
+    return rows.values_list("count", flat=True).get()
+
+
+def _bump(rows: QuerySet, start: int) -> int:
+    # One atomic UPDATE: SET expressions see the row as it was, so CASE compares the old start.
+    return rows.update(count=Case(When(window_start=start, then=F("count") + 1), default=Value(1)),
+                       window_start=start)

@@ -1,0 +1,250 @@
+"""Contact property definitions and the checks HubSpot applies to property values on write.
+
+Built-in properties are constants rather than rows because test databases get flushed between
+tests, and a sandbox that forgot `email` would be useless.
+"""
+
+from dataclasses import dataclass
+import json
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+
+from crmsync.sandbox.errors import HubSpotError, not_found, validation_error
+from crmsync.sandbox.models import SandboxProperty
+
+# HubSpot computes these itself; a write to them is refused.
+SYSTEM_PROPERTIES = ("createdate", "hs_object_id", "lastmodifieddate")
+# HubSpot allows at most 10 unique-value properties per object.
+MAX_UNIQUE_PROPERTIES = 10
+# From the PropertyCreate model of HubSpot's Python client.
+TYPES = {"string", "number", "date", "datetime", "enumeration", "bool"}
+FIELD_TYPES = {"textarea", "text", "date", "file", "number", "select", "radio", "checkbox",
+               "booleancheckbox", "calculation_equation", "phonenumber"}
+# Properties that identify one contact although HubSpot lists them with hasUniqueValue false.
+KEY_PROPERTIES = ("email", "hs_object_id")
+REQUIRED_ON_CREATE = ("name", "label", "type", "fieldType", "groupName")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+
+
+@dataclass(frozen=True)
+class PropertyDef:
+    name: str
+    label: str
+    type: str = "string"
+    field_type: str = "text"
+    group_name: str = "contactinformation"
+    has_unique_value: bool = False
+    options: tuple[dict[str, Any], ...] = ()
+    description: str = ""
+    hubspot_defined: bool = True
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One refused property value, reported the way HubSpot reports it."""
+
+    name: str
+    code: str
+    message: str
+
+
+def _lifecycle_options() -> tuple[dict[str, Any], ...]:
+    stages = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
+              "customer", "evangelist", "other")
+    return tuple({"label": s, "value": s, "hidden": False, "displayOrder": i} for i, s in enumerate(stages))
+
+
+BUILT_IN: dict[str, PropertyDef] = {p.name: p for p in (
+    PropertyDef("email", "Email"),
+    PropertyDef("firstname", "First Name"),
+    PropertyDef("lastname", "Last Name"),
+    PropertyDef("phone", "Phone Number", field_type="phonenumber"),
+    PropertyDef("mobilephone", "Mobile Phone Number", field_type="phonenumber"),
+    PropertyDef("company", "Company Name"),
+    PropertyDef("jobtitle", "Job Title"),
+    PropertyDef("website", "Website URL"),
+    PropertyDef("address", "Street Address"),
+    PropertyDef("city", "City"),
+    PropertyDef("state", "State/Region"),
+    PropertyDef("zip", "Postal Code"),
+    PropertyDef("country", "Country/Region"),
+    PropertyDef("lifecyclestage", "Lifecycle Stage", type="enumeration", field_type="radio",
+                options=_lifecycle_options()),
+    PropertyDef("hs_object_id", "Record ID", type="number", field_type="number", group_name="contact_activity"),
+    PropertyDef("createdate", "Create Date", type="datetime", field_type="date", group_name="contact_activity"),
+    PropertyDef("lastmodifieddate", "Last Modified Date", type="datetime", field_type="date",
+                group_name="contact_activity"),
+    # The product's upsert key, as if an admin had created it in the HubSpot portal.
+    PropertyDef("crmsync_external_id", "crmsync external ID", has_unique_value=True, hubspot_defined=False,
+                description="Stable lead ID set by crmsync; the key of its batch upserts."),
+)}
+
+
+def property_definitions() -> dict[str, PropertyDef]:
+    """Every known contact property: built-in ones and those created through the API."""
+    created = {row.name: _from_row(row) for row in SandboxProperty.objects.all()}
+    return {**created, **BUILT_IN}
+
+
+def _from_row(row: SandboxProperty) -> PropertyDef:
+    return PropertyDef(row.name, row.label, row.type, row.field_type, row.group_name, row.has_unique_value,
+                       tuple(row.options), row.description, hubspot_defined=False)
+
+
+def property_get(*, name: str) -> PropertyDef:
+    found = property_definitions().get(name)
+    if found is None:
+        raise not_found(f"Unable to find property with name {name} for objectType 0-1")
+    return found
+
+
+def property_json(prop: PropertyDef) -> dict[str, Any]:
+    body = {
+        "name": prop.name, "label": prop.label, "type": prop.type, "fieldType": prop.field_type,
+        "description": prop.description, "groupName": prop.group_name, "options": list(prop.options),
+        "displayOrder": -1, "calculated": False, "externalOptions": False, "hasUniqueValue": prop.has_unique_value,
+        "hidden": False, "formField": not prop.hubspot_defined or prop.name not in SYSTEM_PROPERTIES,
+        "modificationMetadata": {"archivable": not prop.hubspot_defined, "readOnlyDefinition": prop.hubspot_defined,
+                                 "readOnlyValue": prop.name in SYSTEM_PROPERTIES},
+        "archived": False,
+    }
+    if prop.hubspot_defined:
+        body["hubspotDefined"] = True
+    return body
+
+
+def identifies(prop: PropertyDef) -> bool:
+    return prop.has_unique_value or prop.name in KEY_PROPERTIES
+
+
+def unique_property(name: str, definitions: dict[str, PropertyDef]) -> PropertyDef:
+    """The property an idProperty names; only unique ones can identify a contact."""
+    prop = definitions.get(name)
+    if prop is None or not identifies(prop):
+        raise validation_error(f"{name} is not a unique property of contacts; idProperty must be email, "
+                               "hs_object_id or a property with hasUniqueValue.")
+    return prop
+
+
+# --- values on write --------------------------------------------------------------------------
+
+def properties_clean(raw: Any, definitions: dict[str, PropertyDef]) -> tuple[dict[str, str], list[Problem]]:
+    """Values as HubSpot stores them (strings, email trimmed and lower-cased) and what is wrong."""
+    if not isinstance(raw, dict):
+        raise validation_error("Invalid input JSON: properties must be an object of property names to values.")
+    values, problems = {}, []
+    for name, value in raw.items():
+        text, problem = _clean_one(str(name), value, definitions.get(str(name)))
+        if problem:
+            problems.append(problem)
+        else:
+            values[str(name)] = text
+    return values, problems
+
+
+def _clean_one(name: str, value: Any, prop: PropertyDef | None) -> tuple[str, Problem | None]:
+    if prop is None:
+        return "", Problem(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
+    if name in SYSTEM_PROPERTIES:
+        return "", Problem(name, "READ_ONLY_VALUE", f'"{name}" is a read only property; its value cannot be set.')
+    if isinstance(value, (dict, list)):
+        return "", Problem(name, "INVALID_VALUE", f'Property "{name}" needs a single value, not {type(value).__name__}')
+    text = _as_text(value)
+    if name == "email":
+        text = text.strip().lower()
+    return text, _value_problem(prop, text)
+
+
+def _as_text(value: Any) -> str:
+    # HubSpot stores every value as a string; booleans as "true"/"false", null clears.
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _value_problem(prop: PropertyDef, text: str) -> Problem | None:
+    if not text:
+        return None
+    if prop.name == "email" and not _is_email(text):
+        return Problem(prop.name, "INVALID_EMAIL", f"Email address {text} is invalid")
+    allowed = {option["value"] for option in prop.options}
+    wrong = [v for v in text.split(";") if allowed and v not in allowed]
+    if wrong:
+        return Problem(prop.name, "INVALID_OPTION",
+                       f"{wrong[0]} was not one of the allowed options: {', '.join(sorted(allowed))}")
+    return None
+
+
+def _is_email(text: str) -> bool:
+    try:
+        validate_email(text)
+    except ValidationError:
+        return False
+    return True
+
+
+def property_errors(problems: list[Problem]) -> HubSpotError:
+    """The 400 HubSpot answers when any value of the request is refused: nothing is written."""
+    legacy = [{"isValid": False, "message": p.message, "error": p.code, "name": p.name,
+               "localizedErrorMessage": p.message} for p in problems]
+    details = [{"message": p.message, "code": p.code, "context": {"propertyName": [p.name]}} for p in problems]
+    return validation_error(f"Property values were not valid: {json.dumps(legacy)}", errors=details)
+
+
+# --- creating properties ----------------------------------------------------------------------
+
+def property_create(*, data: dict[str, Any]) -> PropertyDef:
+    _check_new_property(data)
+    row = SandboxProperty(
+        name=data["name"], label=str(data["label"]), type=data["type"], field_type=data["fieldType"],
+        group_name=str(data["groupName"]), description=str(data.get("description") or ""),
+        options=_options(data.get("options")), has_unique_value=data.get("hasUniqueValue") is True,
+    )
+    with transaction.atomic():
+        if row.has_unique_value and _unique_count() >= MAX_UNIQUE_PROPERTIES:
+            raise validation_error(f"An object can have at most {MAX_UNIQUE_PROPERTIES} unique value properties.")
+        try:
+            with transaction.atomic():
+                row.save()
+        except IntegrityError:  # created by a concurrent request since the check
+            raise _exists(row.name) from None
+    return _from_row(row)
+
+
+def _check_new_property(data: dict[str, Any]) -> None:
+    missing = [key for key in REQUIRED_ON_CREATE if data.get(key) in (None, "")]
+    if missing:
+        raise validation_error("Invalid input JSON: Cannot build PropertyCreate, some of required attributes "
+                               f"are not set [{', '.join(missing)}]")
+    if not isinstance(data["name"], str) or not NAME_PATTERN.match(data["name"]):
+        raise validation_error(f"Property name {data['name']!r} is invalid: use lower-case letters, digits "
+                               "and underscores, starting with a letter.")
+    if str(data["type"]) not in TYPES or str(data["fieldType"]) not in FIELD_TYPES:
+        raise validation_error(f"Invalid property type {data['type']!r} or fieldType {data['fieldType']!r}.")
+    if data["name"] in property_definitions():
+        raise _exists(data["name"])
+
+
+def _options(raw: Any) -> list[dict[str, Any]]:
+    if raw in (None, []):
+        return []
+    if not isinstance(raw, list) or not all(isinstance(o, dict) and "label" in o and "value" in o for o in raw):
+        raise validation_error("Invalid input JSON: every option needs a label and a value.")
+    return [{"label": str(o["label"]), "value": str(o["value"]), "hidden": bool(o.get("hidden", False)),
+             "displayOrder": o["displayOrder"] if isinstance(o.get("displayOrder"), int) else i}
+            for i, o in enumerate(raw)]
+
+
+def _unique_count() -> int:
+    built_in = sum(1 for p in BUILT_IN.values() if p.has_unique_value and not p.hubspot_defined)
+    return built_in + SandboxProperty.objects.filter(has_unique_value=True).count()
+
+
+def _exists(name: str) -> HubSpotError:
+    return HubSpotError(409, "OBJECT_ALREADY_EXISTS", f"Property named '{name}' already exists.")

@@ -1,0 +1,6 @@
+"""A urlconf for tests: the sandbox's routes under /sandbox/ whatever SANDBOX_ENABLED was when
+the root urlconf was imported (it is read once, at import)."""
+
+from django.urls import include, path
+
+urlpatterns = [path("sandbox/", include("crmsync.sandbox.urls"))]
