@@ -120,8 +120,10 @@ def test_a_worker_killed_mid_push_loses_nothing_and_duplicates_nothing(stack):
         Lead.objects.values_list("external_id", flat=True))
     assert Lead.objects.count() == 3 and PushJob.objects.count() == 3
     # the retried upsert found the records whose reply was lost, instead of creating new ones
+    # (a job can also have been re-claimed once before the kill: its lease is shorter than the
+    # CRM's slow reply here, and that is one more attempt, never one more contact)
     for job in PushJob.objects.filter(id__in=killed_mid_call):
-        assert job.attempts == 2
+        assert job.attempts >= 2
         assert list(SyncLog.objects.filter(push_job=job).values_list("operation", flat=True)) == ["update"]
 
 
