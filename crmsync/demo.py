@@ -37,7 +37,7 @@ class DemoInfo:
 def demo_load(*, sandbox_base_url: str) -> DemoInfo:
     with transaction.atomic():
         source, _ = Source.objects.get_or_create(
-            slug=DEMO_SLUG, defaults={"name": "Demo web form", "kind": Source.Kind.WEB_FORM}
+            slug=DEMO_SLUG, defaults={"name": "Demo web form", "kind": "web_form"}
         )
         _demo_mapping(source)
         destination = _demo_destination(sandbox_base_url)

@@ -1,16 +1,28 @@
-"""Ringing the doorbell. Tasks carry IDs only and are sent after the transaction that made the
-work commits; if the broker is down the send is logged and the sweeper finds the work later."""
+"""Ringing the doorbell. Tasks carry IDs only, and are never visible to a worker before the
+transaction that made the work commits. If the broker is down the send is logged and the
+sweeper finds the work later."""
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 log = logging.getLogger(__name__)
 
 
-def enqueue_on_commit(task: str, *args: object) -> None:
-    transaction.on_commit(lambda: _send(task, *args), robust=True)
+def enqueue(task: str, *args: object) -> None:
+    if _broker_shares_our_transaction():
+        # The ORM broker's queue is a table in our database: inserting the message in the
+        # same transaction as the work is a transactional outbox, one commit instead of two.
+        async_task(task, *args)
+    else:
+        transaction.on_commit(lambda: _send(task, *args), robust=True)
+
+
+def _broker_shares_our_transaction() -> bool:
+    return settings.Q_CLUSTER.get("orm") == "default" and not Conf.SYNC and not transaction.get_autocommit()
 
 
 def _send(task: str, *args: object) -> None:

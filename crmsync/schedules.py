@@ -18,6 +18,8 @@ SCHEDULES = (
     # Re-rings the queue for submissions and push jobs that a lost message or a dead worker
     # left behind, and for retries whose backoff has run out.
     Declared("crmsync: pipeline sweep", "crmsync.tasks.pipeline_sweep", minutes=1),
+    # Forgets idempotency keys past CRMSYNC_IDEMPOTENCY_RETENTION_DAYS.
+    Declared("crmsync: prune idempotency keys", "ingestion.tasks.idempotency_keys_prune", minutes=60),
 )
 PREFIX = "crmsync: "
 

@@ -16,7 +16,7 @@ from audit.services import sync_log_record
 from crmsync.connectors.base import Outcome, RecordResult
 from crmsync.connectors.hubspot import HubSpotConnector
 from crmsync.models import Destination, Lead, PushJob
-from crmsync.queue import enqueue_on_commit
+from crmsync.queue import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def push_jobs_enqueue(*, lead: Lead) -> list[PushJob]:
     and ring the dispatcher once it commits."""
     jobs = [_pending_job(lead, destination) for destination in Destination.objects.filter(is_active=True)]
     if jobs:
-        enqueue_on_commit("crmsync.tasks.push_dispatch")
+        enqueue("crmsync.tasks.push_dispatch")
     return jobs
 
 
@@ -199,8 +199,8 @@ def pipeline_sweep(*, stale_seconds: int) -> SweepReport:
     stale = Submission.objects.filter(status=Submission.Status.RECEIVED, received_at__lte=cutoff)
     ids = list(stale.order_by("received_at").values_list("id", flat=True)[:1000])
     for submission_id in ids:
-        enqueue_on_commit("mapping.tasks.submission_process", submission_id)
+        enqueue("mapping.tasks.submission_process", submission_id)
     due = push_jobs_due_exist()
     if due:
-        enqueue_on_commit("crmsync.tasks.push_dispatch")
+        enqueue("crmsync.tasks.push_dispatch")
     return SweepReport(submissions_requeued=len(ids), dispatch_rung=due)

@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_q",
     "ingestion",
     "mapping",
@@ -159,8 +161,16 @@ CRMSYNC = {
     "SWEEP_STALE_SECONDS": env.int("CRMSYNC_SWEEP_STALE_SECONDS", default=60),
     "HTTP_CONNECT_TIMEOUT": env.float("CRMSYNC_HTTP_CONNECT_TIMEOUT", default=5.0),
     "HTTP_READ_TIMEOUT": env.float("CRMSYNC_HTTP_READ_TIMEOUT", default=30.0),
-    "MAX_BODY_BYTES": env.int("CRMSYNC_MAX_BODY_BYTES", default=256 * 1024),
+    # How long a sender's idempotency key is remembered (then a scheduled job forgets it).
+    "IDEMPOTENCY_RETENTION_DAYS": env.int("CRMSYNC_IDEMPOTENCY_RETENTION_DAYS", default=7),
 }
+
+# Throttle counters must be shared by every web process: Redis when configured, else a table.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "crmsync"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "crmsync_cache"}}
 
 # The sandbox CRM answers under /sandbox/; on by default only for local (DEBUG) runs.
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
@@ -173,9 +183,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "ingestion.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "crmsync intake API",
+    "DESCRIPTION": "Send leads from web forms and webhooks. Every refusal is {\"error\": code, \"detail\": text}.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = CRMSYNC["MAX_BODY_BYTES"]
+# The intake reads bodies itself, with each source's own limit (Source.max_body_bytes).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True

@@ -3,7 +3,7 @@
 from django.conf import settings
 
 from crmsync import services
-from crmsync.queue import enqueue_on_commit
+from crmsync.queue import enqueue
 
 DISPATCH_LIMIT = 500
 
@@ -11,7 +11,7 @@ DISPATCH_LIMIT = 500
 def push_dispatch() -> int:
     claimed = services.push_dispatch_due(limit=DISPATCH_LIMIT)
     if claimed == DISPATCH_LIMIT:
-        enqueue_on_commit("crmsync.tasks.push_dispatch")  # more may be waiting
+        enqueue("crmsync.tasks.push_dispatch")  # more may be waiting
     return claimed
 
 

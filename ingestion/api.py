@@ -2,19 +2,39 @@
 
 import logging
 
-from django.core.exceptions import RequestDataTooBig
-from rest_framework import status
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler as drf_exception_handler
 
 from ingestion import services
+from ingestion.parsing import IntakeError, read_body
 
 log = logging.getLogger(__name__)
 
+ErrorSerializer = inline_serializer("Error", {"error": serializers.CharField(), "detail": serializers.CharField()})
+AcceptedSerializer = inline_serializer(
+    "Accepted", {"id": serializers.IntegerField(), "status": serializers.ChoiceField(choices=["accepted"])})
+_ERRORS = {
+    code: OpenApiResponse(ErrorSerializer, description=text)
+    for code, text in {
+        400: "Malformed body (malformed_json, invalid_payload, bad_encoding, empty_body, malformed_multipart).",
+        401: "Authentication failed (missing or wrong API key, URL token or signature).",
+        403: "Origin not allowed, or Meta verification failed.",
+        404: "No active source has this slug.",
+        405: "Method not allowed for this source.",
+        413: "Body over the source's size limit.",
+        415: "Content type not accepted by this source.",
+        429: "Throttled; see Retry-After.",
+    }.items()
+}
 
-def error_response(code: int, error: str, detail: str) -> Response:
-    return Response({"error": error, "detail": detail}, status=code)
+
+def error_response(error: IntakeError) -> Response:
+    return Response(error.as_json(), status=error.status, headers=error.headers)
 
 
 class SubmissionCreateView(APIView):
@@ -22,26 +42,81 @@ class SubmissionCreateView(APIView):
 
     parser_classes: list = []  # we read the raw bytes ourselves; nothing parses before we store
 
+    @extend_schema(
+        operation_id="submission_create",
+        summary="Send a lead",
+        description="Stores the submission verbatim and answers 202 once it is committed. "
+        "An Idempotency-Key header (or the provider's own event ID) makes retries safe: a "
+        "repeated key gets the first answer again and creates nothing.",
+        request={"application/json": OpenApiTypes.OBJECT, "application/x-www-form-urlencoded": OpenApiTypes.OBJECT},
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("X-API-Key", str, OpenApiParameter.HEADER, required=False,
+                             description="For sources authenticated by API key."),
+            OpenApiParameter("token", str, OpenApiParameter.QUERY, required=False,
+                             description="For sources authenticated by URL token."),
+        ],
+        responses={202: AcceptedSerializer, **_ERRORS},
+        examples=[OpenApiExample("Web form", value={"email": "ada@example.com", "first_name": "Ada"}, request_only=True)],
+    )
     def post(self, request: Request, slug: str) -> Response:
         try:
             source = services.source_for_intake(slug=slug)
-            submission, created = services.submission_receive(source=source, inbound=_inbound(request))
-        except services.IntakeError as exc:
-            return error_response(exc.status, exc.code, exc.detail)
-        except RequestDataTooBig:
-            return error_response(413, "payload_too_large", "The body exceeds this source's size limit.")
-        log.info("submission received", extra={"submission": submission.pk, "source": slug, "new": created})
-        return Response({"id": submission.pk, "status": "accepted"}, status=status.HTTP_202_ACCEPTED)
+        except IntakeError as exc:
+            return error_response(exc)
+        try:
+            body = _read(request, source.max_body_bytes)
+        except IntakeError as exc:
+            services.source_count(source=source, outcome=exc.outcome, reason=exc.code)
+            return error_response(exc)
+        answer = services.submission_intake(source=source, inbound=_inbound(request, body))
+        log.info("intake", extra={"source": slug, "status": answer.status, "submission": answer.body.get("id")})
+        return Response(answer.body, status=answer.status, headers=answer.headers)
+
+    @extend_schema(
+        operation_id="meta_verification",
+        summary="Meta's webhook verification handshake",
+        parameters=[OpenApiParameter(name, str, OpenApiParameter.QUERY, required=False)
+                    for name in ("hub.mode", "hub.verify_token", "hub.challenge")],
+        responses={(200, "text/plain"): OpenApiTypes.STR, 403: _ERRORS[403], 404: _ERRORS[404], 405: _ERRORS[405]},
+    )
+    def get(self, request: Request, slug: str) -> HttpResponse:
+        try:
+            source = services.source_for_intake(slug=slug)
+            challenge = services.meta_handshake(source=source, query=request.query_params.dict())
+        except IntakeError as exc:
+            return error_response(exc)
+        return HttpResponse(challenge, content_type="text/plain")
+
+    @extend_schema(exclude=True)
+    def options(self, request: Request, slug: str) -> Response:
+        try:
+            source = services.source_for_intake(slug=slug)
+            answer = services.cors_preflight(source=source, origin=request.headers.get("Origin", ""))
+        except IntakeError as exc:
+            return error_response(exc)
+        return Response(status=answer.status, headers=answer.headers)
 
 
-def _inbound(request: Request) -> services.Inbound:
+def _read(request: Request, limit: int) -> bytes:
+    length = request.META.get("CONTENT_LENGTH")
+    if length:
+        return read_body(request._request, length, limit)
+    if "chunked" not in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return b""
+    # Chunked: Django's request stream reads nothing without a Content-Length, but the WSGI
+    # server's input holds the decoded body; read it, up to the limit.
+    return read_body(request.META["wsgi.input"], None, limit)
+
+
+def _inbound(request: Request, body: bytes) -> services.Inbound:
     return services.Inbound(
-        body=request.body,
+        body=body,
         content_type=request.content_type or "",
         headers=dict(request.headers),
         remote_addr=request.META.get("REMOTE_ADDR") or None,
         user_agent=request.headers.get("User-Agent", ""),
-        idempotency_key=request.headers.get("Idempotency-Key") or None,
+        query=request.query_params.dict(),
     )
 
 

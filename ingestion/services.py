@@ -1,26 +1,32 @@
-"""Receiving: parse the body, store the submission verbatim, ring the mapping stage."""
+"""Receiving: the gatekeeper. Every request is checked in this order, each step cheap before
+expensive: source, origin, throttle, size, authentication on the raw bytes, content type,
+parsing, honeypot, idempotency; then one transaction stores it and rings the mapping stage."""
 
-from dataclasses import dataclass
-import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+import hmac
+import logging
 from typing import Any
-from urllib.parse import parse_qs
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
-from crmsync.queue import enqueue_on_commit
-from ingestion.models import Source, Submission
+from crmsync import secrets as crypto
+from crmsync.queue import enqueue
+from ingestion import parsing, signatures, throttle
+from ingestion.models import Source, SourceCounter, SourceSecret, Submission
+from ingestion.parsing import IntakeError
+from ingestion.presets import Auth, idempotency_key_from
+
+log = logging.getLogger(__name__)
+Outcome = SourceCounter.Outcome
 
 # Header names (lower-case) or fragments of them that carry secrets; never stored.
 _SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
 _SECRET_FRAGMENTS = ("signature", "secret", "token", "api-key", "apikey", "password")
-
-
-class IntakeError(Exception):
-    """A request we refuse, with the HTTP status and the stable code clients can branch on."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+API_KEY_HEADER = "X-API-Key"
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,18 @@ class Inbound:
     headers: dict[str, str]
     remote_addr: str | None
     user_agent: str
-    idempotency_key: str | None
+    query: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def origin(self) -> str:
+        return _header(self.headers, "Origin")
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def source_for_intake(*, slug: str) -> Source:
@@ -40,63 +57,174 @@ def source_for_intake(*, slug: str) -> Source:
     return source
 
 
+def submission_intake(*, source: Source, inbound: Inbound) -> Answer:
+    """Everything after the body was read within the source's size limit."""
+    cors = cors_headers(source=source, origin=inbound.origin)
+    try:
+        _gate(source, inbound)
+        submission, created = submission_receive(source=source, inbound=inbound)
+    except IntakeError as exc:
+        source_count(source=source, outcome=exc.outcome, reason=exc.code)
+        return Answer(exc.status, exc.as_json(), {**cors, **exc.headers})
+    if not created:
+        source_count(source=source, outcome=Outcome.DUPLICATE, reason="idempotency key seen before")
+    return Answer(202, {"id": submission.pk, "status": "accepted"}, cors)
+
+
+def _gate(source: Source, inbound: Inbound) -> None:
+    if source.auth_method == Auth.NONE:
+        _check_origin(source, inbound.origin)
+        _check_throttles(source, inbound.remote_addr)
+    authenticate(source=source, inbound=inbound)
+
+
 def submission_receive(*, source: Source, inbound: Inbound) -> tuple[Submission, bool]:
-    """Store the submission and queue its processing once committed. Returns the submission
-    and whether it is new (False: the idempotency key was seen before, nothing was created)."""
-    payload = parse_body(inbound.body, inbound.content_type)
+    """Parse and store. Returns the submission and whether it is new (False: the idempotency
+    key was seen before and nothing was created)."""
+    parsed = parsing.parse_body(inbound.body, inbound.content_type, source.preset)
+    key = _header(inbound.headers, "Idempotency-Key") or idempotency_key_from(parsed.payload, source.preset.idempotency_paths)
+    spam = _is_spam(source, parsed.payload)
     try:
         with transaction.atomic():
             submission = Submission.objects.create(
-                source=source,
-                raw_body=inbound.body,
-                content_type=inbound.content_type[:200],
-                payload=payload,
-                headers=headers_filter(inbound.headers),
-                remote_addr=inbound.remote_addr,
-                user_agent=inbound.user_agent[:500],
-                idempotency_key=inbound.idempotency_key,
+                source=source, raw_body=inbound.body, content_type=inbound.content_type[:200],
+                payload=parsed.payload, notes=parsed.notes, headers=headers_filter(inbound.headers),
+                remote_addr=inbound.remote_addr, user_agent=inbound.user_agent[:500],
+                idempotency_key=key[:255] if key else None,
+                status=Submission.Status.SPAM if spam else Submission.Status.RECEIVED,
             )
-            enqueue_on_commit("mapping.tasks.submission_process", submission.pk)
+            if not spam:
+                enqueue("mapping.tasks.submission_process", submission.pk)
     except IntegrityError:
-        # The unique (source, idempotency_key) constraint decided: the sender is retrying.
-        return Submission.objects.get(source=source, idempotency_key=inbound.idempotency_key), False
+        # The unique (source, idempotency_key) constraint decided, not a prior SELECT: of any
+        # number of concurrent deliveries of one event, exactly one row exists.
+        return Submission.objects.get(source=source, idempotency_key=key[:255]), False
     return submission, True
 
 
-def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
-    media_type = content_type.split(";")[0].strip().lower()
-    if not body:
-        raise IntakeError(400, "empty_body", "The request body is empty.")
-    if media_type == "application/json" or media_type.endswith("+json"):
-        return _parse_json(body)
-    if media_type == "application/x-www-form-urlencoded":
-        return _parse_form(body)
-    raise IntakeError(
-        415, "unsupported_media_type",
-        f"Content-Type '{media_type or '(none)'}' is not accepted; send application/json "
-        "or application/x-www-form-urlencoded.",
-    )
+# --- Authentication ------------------------------------------------------------------------
 
 
-def _parse_json(body: bytes) -> dict[str, Any]:
+def authenticate(*, source: Source, inbound: Inbound) -> None:
+    """On the raw bytes, before anything parses them; secrets compared in constant time."""
+    method = source.auth_method
+    if method == Auth.NONE:
+        return
+    if method == Auth.API_KEY:
+        _check_hashed(source, SourceSecret.Purpose.API_KEY, _header(inbound.headers, API_KEY_HEADER), "api key")
+    elif method == Auth.URL_TOKEN:
+        _check_hashed(source, SourceSecret.Purpose.URL_TOKEN, inbound.query.get("token", ""), "token")
+    else:
+        _check_signature(source, inbound)
+
+
+def _check_hashed(source: Source, purpose: str, presented: str, what: str) -> None:
+    if not presented:
+        raise IntakeError(401, "unauthorized", f"Missing {what}.", Outcome.REFUSED_AUTH)
+    hashes = list(source.secrets.filter(purpose=purpose, is_active=True).values_list("value_hash", flat=True))
+    if not signatures.api_key_matches(presented, hashes):
+        raise IntakeError(401, "unauthorized", f"Invalid {what}.", Outcome.REFUSED_AUTH)
+
+
+def _check_signature(source: Source, inbound: Inbound) -> None:
+    generic = source.auth_method == Auth.GENERIC_HMAC
+    scheme = "generic_hmac" if generic else source.preset.signature_scheme
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise IntakeError(400, "bad_encoding", f"The body is not valid UTF-8: {exc.reason}.") from exc
-    except json.JSONDecodeError as exc:
-        raise IntakeError(400, "malformed_json", f"The body is not valid JSON: {exc}.") from exc
-    if not isinstance(payload, dict):
-        raise IntakeError(400, "invalid_payload", "The JSON body must be an object.")
-    return payload
+        signatures.verify(scheme, secrets=active_secrets(source=source, purpose=SourceSecret.Purpose.SIGNING),
+                          body=inbound.body, headers=inbound.headers,
+                          options=source.hmac_options() if generic else None)
+    except signatures.SignatureError as exc:
+        raise IntakeError(401, "unauthorized", str(exc), Outcome.REFUSED_AUTH, reason=exc.reason) from exc
 
 
-def _parse_form(body: bytes) -> dict[str, Any]:
-    try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, errors="strict")
-    except UnicodeDecodeError as exc:
-        raise IntakeError(400, "bad_encoding", f"The body is not valid UTF-8: {exc.reason}.") from exc
-    # One value stays a string; a repeated field (checkboxes) stays a list.
-    return {key: values[0] if len(values) == 1 else values for key, values in fields.items()}
+def active_secrets(*, source: Source, purpose: str) -> list[str]:
+    rows = source.secrets.filter(purpose=purpose, is_active=True).values_list("value_encrypted", flat=True)
+    return [crypto.decrypt(value) for value in rows if value]
+
+
+def meta_handshake(*, source: Source, query: dict[str, str]) -> str:
+    """Meta's subscription check: echo hub.challenge when hub.verify_token is ours."""
+    if source.kind != "meta_lead_ads":
+        raise IntakeError(405, "method_not_allowed", "GET is only answered for Meta's verification handshake.")
+    presented = query.get("hub.verify_token", "")
+    tokens = active_secrets(source=source, purpose=SourceSecret.Purpose.META_VERIFY)
+    matched = [hmac.compare_digest(presented.encode(), token.encode()) for token in tokens]
+    if query.get("hub.mode") != "subscribe" or not presented or not any(matched):
+        raise IntakeError(403, "verification_failed", "hub.mode or hub.verify_token is wrong.", Outcome.REFUSED_AUTH)
+    return query.get("hub.challenge", "")
+
+
+# --- Public web forms ----------------------------------------------------------------------
+
+
+def cors_headers(*, source: Source, origin: str) -> dict[str, str]:
+    if source.auth_method != Auth.NONE or not origin or not _origin_allowed(source, origin):
+        return {}
+    return {"Access-Control-Allow-Origin": origin if source.origins else "*", "Vary": "Origin"}
+
+
+def cors_preflight(*, source: Source, origin: str) -> Answer:
+    if source.auth_method != Auth.NONE:
+        raise IntakeError(405, "method_not_allowed", "This source does not accept browser requests.")
+    _check_origin(source, origin)
+    headers = {
+        **cors_headers(source=source, origin=origin),
+        "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type, Idempotency-Key",
+        "Access-Control-Max-Age": "86400",
+    }
+    return Answer(204, {}, headers)
+
+
+def _origin_allowed(source: Source, origin: str) -> bool:
+    return not source.origins or origin.rstrip("/") in source.origins
+
+
+def _check_origin(source: Source, origin: str) -> None:
+    # Requests without an Origin are not from a browser's cross-site form; they pass here and
+    # meet the throttles like everyone else.
+    if origin and not _origin_allowed(source, origin):
+        raise IntakeError(403, "origin_not_allowed", f"Origin '{origin}' may not post to this form.", Outcome.BAD_ORIGIN)
+
+
+def _check_throttles(source: Source, remote_addr: str | None) -> None:
+    checks = [(f"src:{source.pk}", source.source_limit_per_minute)]
+    if remote_addr:
+        checks.append((f"ip:{source.pk}:{remote_addr}", source.ip_limit_per_minute))
+    for key, limit in checks:
+        wait = throttle.hit(key, limit=limit, window_seconds=60)
+        if wait:
+            raise IntakeError(429, "throttled", f"Too many requests; retry in {wait} s.", Outcome.THROTTLED,
+                              headers={"Retry-After": str(wait)})
+
+
+def _is_spam(source: Source, payload: dict[str, Any]) -> bool:
+    field_name = source.honeypot_field
+    return bool(source.auth_method == Auth.NONE and field_name and payload.get(field_name) not in (None, "", []))
+
+
+# --- Bookkeeping ---------------------------------------------------------------------------
+
+
+def source_count(*, source: Source, outcome: str | None, reason: str = "") -> None:
+    """Count a refusal or a duplicate. Accepted and spam requests are counted from their rows."""
+    if outcome is None:
+        return
+    updated = SourceCounter.objects.filter(source=source, outcome=outcome).update(
+        count=F("count") + 1, last_at=timezone.now(), last_reason=reason[:200])
+    if not updated:
+        try:
+            with transaction.atomic():
+                SourceCounter.objects.create(source=source, outcome=outcome, count=1, last_reason=reason[:200])
+        except IntegrityError:  # created concurrently
+            source_count(source=source, outcome=outcome, reason=reason)
+
+
+def idempotency_keys_prune(*, older_than_days: int | None = None) -> int:
+    """Forget keys after the retention period: a sender retrying after that makes a new row."""
+    days = settings.CRMSYNC["IDEMPOTENCY_RETENTION_DAYS"] if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    return Submission.objects.filter(idempotency_key__isnull=False, received_at__lt=cutoff).update(idempotency_key=None)
 
 
 def headers_filter(headers: dict[str, str]) -> dict[str, str]:
@@ -106,3 +234,8 @@ def headers_filter(headers: dict[str, str]) -> dict[str, str]:
 def _is_secret(name: str) -> bool:
     lowered = name.lower()
     return lowered in _SECRET_HEADERS or any(fragment in lowered for fragment in _SECRET_FRAGMENTS)
+
+
+def _header(headers: dict[str, str], name: str) -> str:
+    lowered = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == lowered), "")

@@ -30,3 +30,23 @@ def hubspot_destination(*, base_url: str, token: str | None = None, **fields) ->
 
 def lead(**fields) -> Lead:
     return Lead.objects.create(**{"email": "ada@example.com", "first_name": "Ada", **fields})
+
+
+def source_with_secret(*, kind: str, secret: str = "", slug: str = "", **fields):
+    """A source of a preset kind with one active credential for its auth method. Returns the
+    source and the plaintext credential."""
+    from ingestion.credentials import source_secret_add
+    from ingestion.models import SourceSecret
+    from ingestion.presets import Auth
+
+    source = Source.objects.create(name=kind.title(), slug=slug or kind.replace("_", "-"), kind=kind, **fields)
+    purpose = {
+        Auth.API_KEY: SourceSecret.Purpose.API_KEY,
+        Auth.URL_TOKEN: SourceSecret.Purpose.URL_TOKEN,
+        Auth.SIGNATURE: SourceSecret.Purpose.SIGNING,
+        Auth.GENERIC_HMAC: SourceSecret.Purpose.SIGNING,
+    }.get(source.auth_method)
+    if purpose is None:
+        return source, ""
+    _, plaintext = source_secret_add(source=source, purpose=purpose, value=secret)
+    return source, plaintext

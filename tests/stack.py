@@ -89,6 +89,7 @@ class Stack:
         for proc in (self.worker, self.web):
             if proc:
                 _kill_group(proc)
+        _wait_for_sessions_to_close()
 
 
     def logs(self) -> str:
@@ -116,3 +117,20 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait(timeout=10)
+
+
+def _wait_for_sessions_to_close() -> None:
+    """PostgreSQL reaps a killed client's backend a moment later; the test database cannot be
+    dropped while it lingers."""
+    if connection.vendor != "postgresql":
+        return
+
+    def others() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid()")
+            return cursor.fetchone()[0]
+
+    deadline = time.monotonic() + 10
+    while others() and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from audit.admin_mixins import ReadOnlyAdmin, pretty_json
-from crmsync.sandbox.models import SandboxContact, SandboxProperty, SandboxRateWindow, SandboxSettings
+from crmsync.sandbox.models import SandboxContact, SandboxMetaLead, SandboxProperty, SandboxRateWindow, SandboxSettings
 
 
 @admin.register(SandboxContact)
@@ -20,6 +20,21 @@ class SandboxContactAdmin(ReadOnlyAdmin):
     @admin.display(description="properties")
     def properties_pretty(self, obj: SandboxContact) -> str:
         return pretty_json(obj.properties)
+
+
+@admin.register(SandboxMetaLead)
+class SandboxMetaLeadAdmin(ReadOnlyAdmin):
+    """Read-only: leads come from meta_lead_create, as on Meta they come from form submissions."""
+
+    list_display = ("leadgen_id", "page_id", "form_id", "ad_id", "created_time")
+    search_fields = ("leadgen_id", "page_id", "form_id")
+    # The access token stays out of the admin: it is a credential, not evidence.
+    fields = ("leadgen_id", "page_id", "form_id", "ad_id", "created_time", "field_data_pretty")
+    readonly_fields = fields
+
+    @admin.display(description="field data")
+    def field_data_pretty(self, obj: SandboxMetaLead) -> str:
+        return pretty_json(obj.field_data)
 
 
 @admin.register(SandboxProperty)

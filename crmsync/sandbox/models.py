@@ -92,3 +92,22 @@ class SandboxRateWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.crm} {self.window}"
+
+
+class SandboxMetaLead(models.Model):
+    """A lead of the sandbox Meta Lead Ads, served as Graph API's Lead node
+    (GET /{version}/{leadgen_id}): what the product fetches after a leadgen webhook."""
+
+    leadgen_id = models.CharField(max_length=64, unique=True)
+    page_id = models.CharField(max_length=64, blank=True)
+    form_id = models.CharField(max_length=64, blank=True)
+    ad_id = models.CharField(max_length=64, blank=True)  # blank for organic and test-tool leads
+    created_time = models.DateTimeField(default=timezone.now)
+    # Graph's own shape: [{"name": "email", "values": ["ada@example.com"]}, ...]
+    field_data = models.JSONField(default=list, blank=True)
+    # The page access token that may read this lead. Indexed: a token no lead has is refused
+    # as unparseable (code 190), one of another page's leads as missing permissions (code 100).
+    access_token = models.CharField(max_length=255, db_index=True)
+
+    def __str__(self) -> str:
+        return self.leadgen_id

@@ -1,12 +1,13 @@
 """The sandbox CRM's routes, mounted under /sandbox/ by the root urlconf when SANDBOX_ENABLED.
 
 Paths are HubSpot's own below the base URL, so a destination switches to the real HubSpot by
-changing only its base URL (`.../sandbox/hubspot` -> `https://api.hubapi.com`).
+changing only its base URL (`.../sandbox/hubspot` -> `https://api.hubapi.com`). Likewise Graph
+API's below `.../sandbox/graph` (-> `https://graph.facebook.com`).
 """
 
 from django.urls import path, re_path
 
-from crmsync.sandbox import views
+from crmsync.sandbox import graph_views, views
 
 HUBSPOT_CONTACTS = "hubspot/crm/v3/objects/contacts"
 
@@ -21,4 +22,7 @@ urlpatterns = [
     path("hubspot/crm/v3/properties/contacts/<str:name>", views.contact_property, name="sandbox-hubspot-property"),
     # Anything else HubSpot has (companies, deals, associations...) answers in HubSpot's error JSON.
     re_path(r"^hubspot/(?P<rest>.*)$", views.unknown),
+    # Any vN.N: the Lead node's fields served here read the same in every Graph version.
+    re_path(r"^graph/(?P<version>v\d+\.\d+)/(?P<leadgen_id>[^/]+)$", graph_views.lead, name="sandbox-graph-lead"),
+    re_path(r"^graph/(?P<rest>.*)$", graph_views.unknown),
 ]

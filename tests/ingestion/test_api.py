@@ -97,11 +97,13 @@ def test_a_repeated_idempotency_key_gets_the_first_answer_and_creates_nothing(cl
     assert Submission.objects.count() == 1
 
 
-def test_an_oversize_body_gets_413(client, source, settings):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+def test_a_body_over_the_sources_limit_gets_413_and_is_counted(client, source):
+    source.max_body_bytes = 100
+    source.save()
 
     answer = client.post(URL, json.dumps({"note": "x" * 200}), content_type="application/json")
 
     assert answer.status_code == 413
     assert answer.json()["error"] == "payload_too_large"
     assert not Submission.objects.exists()
+    assert source.counters.get(outcome="oversize").count == 1
