@@ -2,8 +2,8 @@
 
 Meta's leadgen webhook carries only IDs; the product then reads the lead from Graph API
 (`GET /v19.0/{leadgen_id}?access_token=...`). Formats follow Meta's Lead Ads retrieval guide and
-Graph API's error reference; the webhook body matches the fbsamples capture in
-/work/shared/fixtures/webhooks/meta-leadgen-webhook.fbsamples.json.
+Graph API's error reference; the webhook body matches the capture from fbsamples/lead-ads-webhook-sample
+kept in the shared webhook fixtures (meta-leadgen-webhook.fbsamples.json).
 """
 
 from datetime import datetime, timezone as dt_timezone
