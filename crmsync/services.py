@@ -195,8 +195,13 @@ def pipeline_sweep(*, stale_seconds: int) -> SweepReport:
     Processing and dispatch are idempotent, so ringing twice is harmless."""
     from ingestion.models import Submission
 
-    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
-    stale = Submission.objects.filter(status=Submission.Status.RECEIVED, received_at__lte=cutoff)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_seconds)
+    # Never tried and old enough, or a fetch retry whose backoff has run out.
+    stale = Submission.objects.filter(
+        Q(next_attempt_at__isnull=True, received_at__lte=cutoff) | Q(next_attempt_at__lte=now),
+        status=Submission.Status.RECEIVED,
+    )
     ids = list(stale.order_by("received_at").values_list("id", flat=True)[:1000])
     for submission_id in ids:
         enqueue("mapping.tasks.submission_process", submission_id)

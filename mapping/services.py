@@ -9,6 +9,7 @@ from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from crmsync.services import lead_upsert, push_jobs_enqueue
+from ingestion.meta import Fetch, meta_fields, meta_leads_fetch
 from ingestion.models import Submission
 from mapping.models import ATTRIBUTE_PREFIX, FieldRule, MappingSet
 
@@ -74,8 +75,14 @@ def submission_process(*, submission_id: int) -> Submission:
 
     Safe to run any number of times: the row lock and the status check make every run after
     the first a no-op, and a crash before commit leaves the submission 'received' for the
-    sweeper.
+    sweeper. Data that must be fetched first (Meta leads) is fetched before the transaction.
     """
+    submission = Submission.objects.select_related("source").get(pk=submission_id)
+    if submission.status != Submission.Status.RECEIVED or _waiting_for_retry(submission):
+        return submission
+    if meta_leads_fetch(submission=submission) != Fetch.READY:
+        submission.refresh_from_db()
+        return submission
     with transaction.atomic():
         submission = Submission.objects.select_for_update().select_related("source").get(pk=submission_id)
         if submission.status != Submission.Status.RECEIVED:
@@ -84,13 +91,24 @@ def submission_process(*, submission_id: int) -> Submission:
         if mapping_set is None:
             reasons = [{"field": "", "target": "", "message": "The source has no active mapping."}]
             return _finish(submission, Submission.Status.REJECTED, reasons=reasons)
-        mapped = mapping_apply(mapping_set=mapping_set, payload=submission.payload)
+        mapped = mapping_apply(mapping_set=mapping_set, payload=mapping_input(submission))
         if mapped.errors:
             return _finish(submission, Submission.Status.REJECTED, reasons=mapped.errors)
         lead, changed = lead_upsert(values=mapped.values, attributes=mapped.attributes)
         if changed:
             push_jobs_enqueue(lead=lead)
         return _finish(submission, Submission.Status.PROCESSED, lead=lead)
+
+
+def mapping_input(submission: Submission) -> dict[str, Any]:
+    """What the rules read: the payload, or for Meta the fetched lead's fields."""
+    if "leads" in submission.enrichment:
+        return meta_fields(submission.enrichment)
+    return submission.payload
+
+
+def _waiting_for_retry(submission: Submission) -> bool:
+    return submission.next_attempt_at is not None and submission.next_attempt_at > timezone.now()
 
 
 def _finish(submission: Submission, status: str, *, reasons: list | None = None, lead=None) -> Submission:
