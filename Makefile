@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install clean
+.PHONY: run test install clean bench-intake
 
 run: $(STAMP)
 	$(PY) manage.py run
@@ -13,6 +13,10 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
+
+# Intake throughput against a bare one-INSERT view, on SQLite and PostgreSQL (bench/README.md).
+bench-intake: $(STAMP)
+	$(PY) -m bench.intake
 
 # Re-install when the dependencies change.
 $(STAMP): pyproject.toml

@@ -10,19 +10,24 @@ from django.db import transaction
 from crmsync.models import Destination
 from ingestion.models import Source
 from mapping.models import FieldRule, MappingSet
+from mapping.services import mapping_publish
 
 DEMO_SLUG = "demo-form"
 DEMO_DESTINATION = "Sandbox HubSpot"
 ADMIN_USERNAME = "admin"
 
-# source field, target, lowercase, required
+TEXT = [{"op": "trim"}, {"op": "collapse_whitespace"}]
+# source keys (aliases), target, transforms, required, on invalid
 DEMO_RULES = (
-    ("email", "email", True, True),
-    ("first_name", "first_name", False, False),
-    ("last_name", "last_name", False, False),
-    ("company", "company", False, False),
-    ("phone", "phone", False, False),
-    ("country", "country", False, False),
+    ("email, email_address, user_email", "email", [{"op": "trim"}, {"op": "lower"}], True, "reject"),
+    ("first_name, firstname", "first_name", TEXT, False, "reject"),
+    ("last_name, lastname", "last_name", TEXT, False, "reject"),
+    ("company, company_name", "company", TEXT, False, "reject"),
+    ("phone, phone_number", "phone", [{"op": "phone_e164"}], False, "drop"),
+    ("country", "country", [{"op": "country_iso2"}], False, "drop"),
+    ("utm_source", "attribution.utm_source", [{"op": "utm_normalize"}], False, "drop"),
+    ("utm_medium", "attribution.utm_medium", [{"op": "utm_normalize"}], False, "drop"),
+    ("utm_campaign", "attribution.utm_campaign", [{"op": "utm_normalize"}], False, "drop"),
 )
 
 
@@ -51,10 +56,11 @@ def _demo_mapping(source: Source) -> MappingSet:
     )
     if created:
         FieldRule.objects.bulk_create(
-            FieldRule(mapping_set=mapping_set, position=i, source_field=field, target=target,
-                      lowercase=lowercase, required=required)
-            for i, (field, target, lowercase, required) in enumerate(DEMO_RULES)
+            FieldRule(mapping_set=mapping_set, position=i, source_keys=keys, target=target, transforms=chain,
+                      required=required, on_invalid=on_invalid)
+            for i, (keys, target, chain, required, on_invalid) in enumerate(DEMO_RULES)
         )
+        mapping_publish(mapping_set=mapping_set, note="Demo mapping")
     return mapping_set
 
 

@@ -63,6 +63,14 @@ class SourceAdmin(admin.ModelAdmin):
         }
         return super().get_queryset(request).annotate(**stored).prefetch_related("counters")
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        from mapping.admin import warn_about_drift
+
+        source = self.get_object(request, object_id)
+        if source and request.method == "GET":
+            warn_about_drift(request, source)
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def save_formset(self, request, form, formset, change) -> None:
         if formset.model is not SourceSecret:
             return super().save_formset(request, form, formset, change)
@@ -144,15 +152,29 @@ class SourceCounterAdmin(ReadOnlyAdmin):
 
 @admin.register(Submission)
 class SubmissionAdmin(ReadOnlyAdmin):
-    list_display = ("id", "received_at", "source", "status", "lead", "short_reasons")
+    """Reviewers work from the 'rejected' filter: fix the mapping, then reprocess."""
+
+    list_display = ("id", "received_at", "source", "status", "lead", "mapping_version", "short_reasons")
+    actions = ["reprocess"]
     list_filter = ("status", "source")
     list_select_related = ("source", "lead")
     date_hierarchy = "received_at"
     search_fields = ("=id", "idempotency_key")
-    fields = ("source", "status", "received_at", "processed_at", "lead", "reasons_pretty", "payload_pretty",
+    fields = ("source", "status", "received_at", "processed_at", "lead", "mapping_version", "reasons_pretty", "payload_pretty",
               "enrichment_pretty", "notes", "headers_pretty", "content_type", "remote_addr", "user_agent",
               "idempotency_key", "fetch_attempts", "raw_body_text")
     readonly_fields = fields
+
+    @admin.action(description="Reprocess with the current mapping", permissions=["reprocess"])
+    def reprocess(self, request, queryset) -> None:
+        from mapping.services import submission_reprocess
+
+        results = [submission_reprocess(submission_id=pk).status for pk in queryset.values_list("pk", flat=True)]
+        summary = ", ".join(f"{results.count(s)} {s}" for s in sorted(set(results)))
+        self.message_user(request, f"Reprocessed {len(results)} submissions: {summary}.")
+
+    def has_reprocess_permission(self, request) -> bool:
+        return request.user.has_perm("ingestion.reprocess_submission")
 
     @admin.display(description="reasons")
     def short_reasons(self, obj: Submission) -> str:

@@ -89,9 +89,3 @@ def _fail(submission: Submission, message: str) -> Fetch:
         status=Submission.Status.REJECTED, processed_at=timezone.now(),
         reasons=[{"field": "leadgen_id", "target": "", "message": message}])
     return Fetch.FAILED
-
-
-def meta_fields(enrichment: dict) -> dict[str, str]:
-    """The first fetched lead's field_data as flat fields, for the mapping."""
-    leads = enrichment.get("leads") or [{}]
-    return {item["name"]: ", ".join(item.get("values", [])) for item in leads[0].get("field_data", []) if "name" in item}

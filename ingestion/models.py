@@ -163,9 +163,14 @@ class Submission(models.Model):
     lead = models.ForeignKey(
         "crmsync.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions"
     )
+    mapping_version = models.ForeignKey(
+        "mapping.MappingVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions",
+        help_text="The published mapping that processed it.",
+    )
 
     class Meta:
         ordering = ["-received_at"]
+        permissions = [("reprocess_submission", "Can reprocess rejected submissions")]
         indexes = [models.Index(fields=["status", "received_at"], name="submission_status_received")]
         constraints = [
             # Enforced by the database so concurrent retries of one sender's event make one row.

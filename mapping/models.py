@@ -1,3 +1,7 @@
+"""Mapping configuration. RevOps edit a MappingSet's rules as a draft; publishing freezes them
+into an immutable MappingVersion, and submissions are processed by the published version."""
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -5,6 +9,20 @@ from django.db.models import Q
 # The canonical lead fields a rule may target; anything else goes to "attributes.<key>".
 CANONICAL_FIELDS = ("email", "first_name", "last_name", "phone", "company", "country")
 ATTRIBUTE_PREFIX = "attributes."
+ATTRIBUTION_PREFIX = "attribution."
+ATTRIBUTION_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "landing_page")
+
+
+def target_error(target: str) -> str:
+    """'' when the target names a lead field, an attribution field or a custom attribute."""
+    if target in CANONICAL_FIELDS:
+        return ""
+    if target.startswith(ATTRIBUTION_PREFIX) and target.removeprefix(ATTRIBUTION_PREFIX) in ATTRIBUTION_FIELDS:
+        return ""
+    if target.startswith(ATTRIBUTE_PREFIX) and target.removeprefix(ATTRIBUTE_PREFIX).isidentifier():
+        return ""
+    return (f"Use one of {', '.join(CANONICAL_FIELDS)}, attribution.<{'|'.join(ATTRIBUTION_FIELDS)}> "
+            "or attributes.<name>.")
 
 
 class MappingSet(models.Model):
@@ -13,11 +31,18 @@ class MappingSet(models.Model):
     source = models.ForeignKey("ingestion.Source", on_delete=models.CASCADE, related_name="mapping_sets")
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
+    shape = models.CharField(max_length=40, blank=True,
+                             help_text="How the payload is flattened into fields. Empty: the source kind's default.")
+    default_region = models.CharField(max_length=2, blank=True, help_text="ISO country for phone numbers without +code.")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA zone for dates without an offset.")
+    published = models.ForeignKey("MappingVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                  help_text="The version new submissions are processed with.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["source__name", "name"]
+        permissions = [("publish_mappingset", "Can publish and roll back mappings")]
         constraints = [
             models.UniqueConstraint(
                 fields=["source"], condition=Q(is_active=True), name="mappingset_one_active_per_source"
@@ -27,21 +52,46 @@ class MappingSet(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        import zoneinfo
+
+        import phonenumbers
+
+        from mapping import extractors
+
+        errors = {}
+        if self.shape and self.shape not in extractors.SHAPES:
+            errors["shape"] = f"Unknown shape; use one of {', '.join(extractors.SHAPES)}."
+        if self.default_region and self.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            errors["default_region"] = f"'{self.default_region}' is not a region phone numbers know."
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            errors["timezone"] = f"'{self.timezone}' is not an IANA time zone such as Europe/Paris."
+        if errors:
+            raise ValidationError(errors)
+
 
 class FieldRule(models.Model):
-    """One source field to one canonical field, with its transforms and checks."""
+    """One canonical field from the first source key present, through a transform chain."""
+
+    class OnInvalid(models.TextChoices):
+        REJECT = "reject", "Reject the submission"
+        DROP = "drop", "Drop the field"
+        DEFAULT = "default", "Use the default value"
 
     mapping_set = models.ForeignKey(MappingSet, on_delete=models.CASCADE, related_name="rules")
     position = models.PositiveIntegerField(default=0)
-    source_field = models.CharField(max_length=200, help_text="Key in the payload; dots reach into objects.")
-    target = models.CharField(
-        max_length=200,
-        help_text="A lead field (email, first_name, last_name, phone, company, country) "
-        "or attributes.<name> for a custom attribute.",
-    )
-    trim = models.BooleanField(default=True)
-    lowercase = models.BooleanField(default=False)
+    source_keys = models.CharField(
+        max_length=500,
+        help_text="Field names in the payload, comma-separated; the first one present wins (aliases).")
+    target = models.CharField(max_length=200, help_text=target_error("?"))
+    transforms = models.JSONField(default=list, blank=True,
+                                  help_text='A chain of steps, e.g. [{"op": "trim"}, {"op": "lower"}].')
     required = models.BooleanField(default=False)
+    on_invalid = models.CharField(max_length=10, choices=OnInvalid.choices, default=OnInvalid.REJECT)
+    default = models.CharField(max_length=500, blank=True, help_text="Used when missing, or when invalid if chosen above.")
+    max_length = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["position", "id"]
@@ -50,13 +100,82 @@ class FieldRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.source_field} → {self.target}"
+        return f"{self.source_keys} → {self.target}"
+
+    @property
+    def keys(self) -> list[str]:
+        return [key.strip() for key in self.source_keys.split(",") if key.strip()]
 
     def clean(self) -> None:
-        if self.target in CANONICAL_FIELDS:
-            return
-        key = self.target.removeprefix(ATTRIBUTE_PREFIX)
-        if not self.target.startswith(ATTRIBUTE_PREFIX) or not key.isidentifier():
-            raise ValidationError(
-                {"target": f"Use one of {', '.join(CANONICAL_FIELDS)} or attributes.<name>."}
-            )
+        from mapping import transforms
+
+        errors = {}
+        if message := target_error(self.target):
+            errors["target"] = message
+        if not self.keys:
+            errors["source_keys"] = "Name at least one source field."
+        if problems := transforms.validate_chain(self.transforms):
+            errors["transforms"] = problems
+        if self.on_invalid == self.OnInvalid.DEFAULT and not self.default:
+            errors["default"] = "Give the default value to use."
+        if errors:
+            raise ValidationError(errors)
+
+    def as_config(self) -> dict:
+        return {"source_keys": self.keys, "target": self.target, "transforms": self.transforms,
+                "required": self.required, "on_invalid": self.on_invalid, "default": self.default,
+                "max_length": self.max_length}
+
+
+class MappingVersion(models.Model):
+    """An immutable published configuration: who published it, when, why, and exactly what."""
+
+    mapping_set = models.ForeignKey(MappingSet, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    config = models.JSONField(help_text="The rules and settings as published.")
+    note = models.CharField(max_length=500, blank=True)
+    published_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    published_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["mapping_set", "-number"]
+        constraints = [models.UniqueConstraint(fields=["mapping_set", "number"], name="mappingversion_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.mapping_set} v{self.number}"
+
+
+class DomainBlock(models.Model):
+    """Email domains that never become leads: disposable inboxes, test domains."""
+
+    domain = models.CharField(max_length=253, unique=True)
+    reason = models.CharField(max_length=200, blank=True, default="disposable or test domain")
+
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    def save(self, *args, **kwargs) -> None:
+        self.domain = self.domain.strip().lower().lstrip("@")
+        super().save(*args, **kwargs)
+
+
+class UnmappedField(models.Model):
+    """Schema drift: a field a source sends that its mapping does not name."""
+
+    source = models.ForeignKey("ingestion.Source", on_delete=models.CASCADE, related_name="unmapped_fields")
+    name = models.CharField(max_length=300)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True)
+    count = models.PositiveBigIntegerField(default=1)
+    sample = models.CharField(max_length=200, blank=True, help_text="A redacted example value.")
+    acknowledged = models.BooleanField(default=False, help_text="Seen by a person; no longer warned about.")
+
+    class Meta:
+        ordering = ["acknowledged", "-last_seen"]
+        constraints = [models.UniqueConstraint(fields=["source", "name"], name="unmappedfield_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.name}"

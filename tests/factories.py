@@ -7,13 +7,21 @@ from ingestion.models import Source, Submission
 from mapping.models import FieldRule, MappingSet
 
 
-def source_with_mapping(*, slug: str = "website", rules: tuple = (("email", "email", True, True),)) -> Source:
-    """A web-form source whose active mapping has the given (field, target, lowercase, required) rules."""
-    source = Source.objects.create(name=slug.title(), slug=slug)
-    mapping_set = MappingSet.objects.create(source=source, name=f"{slug} mapping")
-    for position, (field, target, lowercase, required) in enumerate(rules):
-        FieldRule.objects.create(mapping_set=mapping_set, position=position, source_field=field,
-                                 target=target, lowercase=lowercase, required=required)
+EMAIL_RULE = {"source_keys": "email", "target": "email", "transforms": [{"op": "trim"}, {"op": "lower"}], "required": True}
+
+
+def source_with_mapping(*, slug: str = "website", kind: str = "web_form", rules: tuple = (EMAIL_RULE,),
+                        publish: bool = True, **set_fields) -> Source:
+    """A source whose active mapping has the given rules (FieldRule fields as dicts),
+    published as version 1 unless told otherwise."""
+    from mapping.services import mapping_publish
+
+    source = Source.objects.create(name=slug.title(), slug=slug, kind=kind)
+    mapping_set = MappingSet.objects.create(source=source, name=f"{slug} mapping", **set_fields)
+    for position, rule in enumerate(rules):
+        FieldRule.objects.create(mapping_set=mapping_set, position=position, **rule)
+    if publish:
+        mapping_publish(mapping_set=mapping_set, note="test")
     return source
 
 

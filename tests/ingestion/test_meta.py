@@ -11,7 +11,7 @@ from ingestion import signatures
 from ingestion.credentials import source_secret_add
 from ingestion.models import SourceSecret, Submission
 from mapping.models import FieldRule, MappingSet
-from mapping.services import submission_process
+from mapping.services import mapping_publish, submission_process
 from tests.factories import source_with_secret
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,8 +25,10 @@ def meta_source(live_server):
                                    graph_base_url=f"{live_server.url}/sandbox/graph/v19.0")
     source_secret_add(source=source, purpose=SourceSecret.Purpose.META_PAGE_TOKEN, value=PAGE_TOKEN)
     mapping_set = MappingSet.objects.create(source=source, name="meta")
-    FieldRule.objects.create(mapping_set=mapping_set, source_field="email", target="email", lowercase=True, required=True)
-    FieldRule.objects.create(mapping_set=mapping_set, source_field="full_name", target="attributes.full_name")
+    FieldRule.objects.create(mapping_set=mapping_set, source_keys="email", target="email",
+                             transforms=[{"op": "trim"}, {"op": "lower"}], required=True)
+    FieldRule.objects.create(mapping_set=mapping_set, source_keys="full_name", target="attributes.full_name")
+    mapping_publish(mapping_set=mapping_set)
     return source
 
 

@@ -8,5 +8,5 @@ def create_cache_table(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ingestion", "0001_initial")]
+    dependencies = [("ingestion", "0002_initial")]
     operations = [migrations.RunPython(create_cache_table, migrations.RunPython.noop)]

@@ -1,0 +1,1 @@
+"""Benchmarks. Not part of the product: run with `make bench-intake` (see bench/README.md)."""
