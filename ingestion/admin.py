@@ -63,6 +63,15 @@ class SourceAdmin(admin.ModelAdmin):
         }
         return super().get_queryset(request).annotate(**stored).prefetch_related("counters")
 
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if not change and not obj.mapping_sets.exists():
+            from mapping.starters import mapping_starter_create
+
+            mapping_set = mapping_starter_create(source=obj, user=request.user)
+            messages.info(request, f"Created and published a starter mapping, '{mapping_set}': add your form's field "
+                                   "names as aliases there.")
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         from mapping.admin import warn_about_drift
 
