@@ -337,11 +337,12 @@ def drive(port: int, requests: Iterable[bytes], deadline: float, tally: Tally) -
 def client(connections: int, path: str, port: int, secret: str, prefix: str, seconds: float,
            barrier, results) -> None:
     """One client process: build every request first, then load until the deadline."""
-    per_connection = math.ceil(seconds * MAX_RPS / CONCURRENCY) + 50
-    batches = [build_requests(path, port, secret, f"{prefix}_{i}", per_connection) for i in range(connections)]
     if path == PATHS["bare"]:
         # The bare view has no idempotency key to keep unique: it may send its requests again.
-        batches = [itertools.chain.from_iterable(itertools.repeat(batch)) for batch in batches]
+        batches = [itertools.cycle(build_requests(path, port, secret, f"{prefix}_{i}", 100)) for i in range(connections)]
+    else:
+        per_connection = math.ceil(seconds * MAX_RPS / CONCURRENCY) + 50
+        batches = [build_requests(path, port, secret, f"{prefix}_{i}", per_connection) for i in range(connections)]
     barrier.wait()
     cpu = time.process_time()
     start = time.monotonic()
@@ -353,9 +354,14 @@ def client(connections: int, path: str, port: int, secret: str, prefix: str, sec
     for thread in threads:
         thread.join()
     results.put({
-        "cpu": time.process_time() - cpu, "start": start, "end": max(t.last for t in tallies), "ok": sum(t.ok for t in tallies),
-        "errors": sum(t.errors for t in tallies), "exhausted": any(t.exhausted for t in tallies),
-        "latencies": [x for t in tallies for x in t.latencies], "samples": [s for t in tallies for s in t.samples],
+        "cpu": time.process_time() - cpu,
+        "start": start,
+        "end": max(t.last for t in tallies),
+        "ok": sum(t.ok for t in tallies),
+        "errors": sum(t.errors for t in tallies),
+        "exhausted": any(t.exhausted for t in tallies),
+        "latencies": [x for t in tallies for x in t.latencies],
+        "samples": [s for t in tallies for s in t.samples],
     })
 
 
@@ -456,6 +462,10 @@ def main() -> int:
     if len(sys.argv) > 1:
         {"prepare": prepare, "tally": tally}[sys.argv[1]]()
         return 0
+    load_1min, cpus = os.getloadavg()[0], os.cpu_count() or 1
+    if load_1min > cpus / 2:
+        log(f"note: load average {load_1min:.1f} on {cpus} CPUs before the run; other processes compete "
+            "with the server and the figures will be noisy (BENCH_ROUNDS=4 damps it)")
     secret = "whsec_" + secrets.token_hex(16)
     ratios, valid = {}, True
     with tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp_name:

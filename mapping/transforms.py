@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import datetime as dt
 import decimal
 import functools
+import math
 import re
 import unicodedata
 import zoneinfo
@@ -291,7 +292,7 @@ def _constant(value: object, options: dict, context: Context) -> object:
 
 
 def _default(value: object, options: dict, context: Context) -> object:
-    probe = value[0] if isinstance(value, list) and len(value) == 1 else value
+    probe = value[0] if isinstance(value, list) and len(value) == 1 and _is_single(value[0]) else value
     blank = _is_missing(probe) or (isinstance(probe, str) and not probe.strip())
     return options["value"] if blank else value
 
@@ -374,7 +375,8 @@ def _utm_problems(options: dict) -> list[str]:
 # --- Names ------------------------------------------------------------------------------------
 
 # Lower-case words that belong to the family name that follows them: "Ludwig van Beethoven".
-_PARTICLES = frozenset("al bin da das de del della den der des di do dos du el ibn la le st st. ten ter van von zu".split())
+_PARTICLES = frozenset(
+    "al bin da das de del della den der des di do dos du el ibn la le st st. ten ter van von zu".split())
 _TITLES = frozenset("mr mr. mrs mrs. ms ms. miss dr dr. prof prof. sir".split())
 _SUFFIXES = frozenset("jr jr. sr sr. ii iii iv phd ph.d. md m.d. esq esq.".split())
 
@@ -494,7 +496,8 @@ _EPOCH_MS_FROM = 1e11  # as seconds that is the year 5138; as milliseconds, Marc
 _DAY_FIRST = ("%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d/%m/%y", "%d.%m.%y")
 _MONTH_FIRST = ("%m/%d/%Y", "%m-%d-%Y", "%m.%d.%Y", "%m/%d/%y")
 _UNAMBIGUOUS = ("%Y/%m/%d", "%Y.%m.%d", "%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y")
-_CLOCKS = ("%H:%M", "%H:%M:%S", "%I:%M %p", "%I:%M%p", "%I:%M:%S %p", "%I %p", "%I%p", "%H.%M")
+_DATE_CLOCKS = ("%H:%M", "%H:%M:%S", "%I:%M %p", "%I:%M%p", "%I:%M:%S %p")
+_CLOCKS = (*_DATE_CLOCKS, "%I %p", "%I%p", "%H.%M")
 
 
 def _date_formats(dayfirst: bool) -> tuple[str, ...]:
@@ -503,7 +506,7 @@ def _date_formats(dayfirst: bool) -> tuple[str, ...]:
 
 def _datetime_formats(dayfirst: bool) -> tuple[str, ...]:
     days = _date_formats(dayfirst)
-    return (*days, *(f"{day} {clock}" for day in days for clock in _CLOCKS[:5]))
+    return (*days, *(f"{day} {clock}" for day in days for clock in _DATE_CLOCKS))
 
 
 def _attempt(parse: Callable[[str], Any], text: str) -> Any:
@@ -640,7 +643,7 @@ def _boolean(value: object, options: dict, context: Context) -> bool:
 
 def _number(value: object, noun: str) -> decimal.Decimal:
     """Exact value of an int, a finite float or a plain decimal string."""
-    if isinstance(value, bool) or (isinstance(value, float) and (value != value or abs(value) == float("inf"))):
+    if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
         raise TransformError(f"{_show(value)} is not {noun}.")
     if isinstance(value, (int, float)):
         number = decimal.Decimal(value if isinstance(value, int) else repr(value))
@@ -703,7 +706,7 @@ OPS: dict[str, OpSpec] = {spec.name: spec for spec in (
            _collapse_whitespace),
     OpSpec("lower", "Lower-case the text.", _lower),
     OpSpec("upper", "Upper-case the text.", _upper),
-    OpSpec("title", "Name casing: 'jean-luc o'neil' becomes 'Jean-Luc O'Neil'.", _title),
+    OpSpec("title", 'Name casing: "jean-luc o\'neil" becomes "Jean-Luc O\'Neil".', _title),
     OpSpec("truncate", "Cut the text to at most `length` characters.", _truncate, (
         Option("length", "whole number", "The most characters to keep.", required=True, check=_length_problem),)),
     OpSpec("phone_e164", "A valid phone number in E.164 form, such as +442079460958.", _phone_e164, (
@@ -711,7 +714,8 @@ OPS: dict[str, OpSpec] = {spec.name: spec for spec in (
                default="", check=lambda region: _region_problem(region) if region else ""),), parses=True),
     OpSpec("country_iso2", "A country name or ISO code (GB, GBR, 826, 'United Kingdom', 'UK') as ISO alpha-2.",
            _country_iso2, parses=True),
-    OpSpec("date", "A date as YYYY-MM-DD.", _date, (_formats_option(), _dayfirst_option()), parses=True),
+    OpSpec("date", "A date as YYYY-MM-DD; from a date and time, the date as written.", _date,
+           (_formats_option(), _dayfirst_option()), parses=True),
     OpSpec("datetime", "A moment as ISO 8601 in UTC; times without an offset are in the source's time zone; "
            "Unix timestamps in seconds or milliseconds are accepted.", _datetime, (
                _formats_option(), _dayfirst_option(),
