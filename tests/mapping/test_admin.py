@@ -10,7 +10,7 @@ import pytest
 from crmsync.models import Lead
 from ingestion.models import Submission
 from mapping.models import MappingSet, UnmappedField
-from mapping.services import submission_process
+from mapping.services import mapping_publish, submission_process
 from tests.factories import EMAIL_RULE, source_with_mapping, submission
 
 pytestmark = pytest.mark.django_db
@@ -62,6 +62,13 @@ def rule_formset(mapping_set: MappingSet, company_keys: str) -> dict:
 def test_revops_edits_previews_and_publishes_and_the_new_version_is_used(revops, source):
     mapping_set = source.mapping_sets.get()
     url = f"/admin/mapping/mappingset/{mapping_set.pk}/"
+    source.mapping_sets.get().rules.filter(target="company").update(required=True)
+    mapping_publish(mapping_set=mapping_set)
+    # the form now sends "company" instead of "company_name": rejected, and seen as drift
+    rejected = [submission_process(submission_id=submission(source=source, payload={"email": f"p{i}@b.co", "company": "Acme"}).pk)
+                for i in range(2)]
+    assert {r.status for r in rejected} == {Submission.Status.REJECTED}
+    assert "company" in revops.get(f"{url}change/").content.decode()  # the drift warning
 
     # edit: accept the renamed field as an alias
     assert revops.post(f"{url}change/", rule_formset(mapping_set, "company_name, company")).status_code == 302
@@ -69,16 +76,19 @@ def test_revops_edits_previews_and_publishes_and_the_new_version_is_used(revops,
     preview = revops.post(f"{url}preview/", {"payload": '{"email": "Ada@Example.com", "company": "Acme"}'})
     assert preview.status_code == 200
     assert "Acme" in preview.content.decode() and "ada@example.com" in preview.content.decode()
-    assert not Submission.objects.exists()
+    assert Submission.objects.count() == 2 and not Lead.objects.exists()
     # publish, with the diff shown first
     page = html.unescape(revops.get(f"{url}publish/").content.decode())
     assert '+        "company"' in page  # the diff shows the added alias
     assert revops.post(f"{url}publish/", {"note": "alias for renamed field"}).status_code == 302
 
     mapping_set.refresh_from_db()
-    assert mapping_set.published.number == 2 and mapping_set.published.note == "alias for renamed field"
-    processed = submission_process(submission_id=submission(source=source, payload={"email": "a@b.co", "company": "Acme"}).pk)
-    assert processed.mapping_version.number == 2 and Lead.objects.get().company == "Acme"
+    assert mapping_set.published.number == 3 and mapping_set.published.note == "alias for renamed field"
+    # the rejected submissions are reprocessed from the admin and become leads
+    answer = revops.post("/admin/ingestion/submission/", {"action": "reprocess", "_selected_action": [r.pk for r in rejected]})
+    assert answer.status_code == 302
+    assert {s.mapping_version.number for s in Submission.objects.all()} == {3}
+    assert sorted(Lead.objects.values_list("company", flat=True)) == ["Acme", "Acme"]
 
 
 def test_a_broken_rule_is_a_form_error_not_a_crash(revops, source):
