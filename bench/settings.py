@@ -3,7 +3,7 @@
 The driver runs with DEBUG=true in the environment only so that crmsync.settings generates its
 local secrets (into a temporary CRMSYNC_VAR_DIR); requests are then served with DEBUG off, as in
 production. With DEBUG on, Django keeps every query in memory, which charges the intake path
-(five statements) more than the bare view (one) and skews the ratio.
+(four statements) more than the bare view (one) and skews the ratio.
 """
 
 from crmsync.settings import *  # noqa: F401,F403

@@ -19,3 +19,11 @@ def run_tasks_inline(monkeypatch):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", True)
+
+
+@pytest.fixture
+def operator(client, django_user_model):
+    """A logged-in superuser: the operator who sees everything in the admin."""
+    user = django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-ops-123")
+    client.force_login(user)
+    return client

@@ -9,11 +9,6 @@ from tests.factories import hubspot_destination, source_with_mapping, submission
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator(client, django_user_model):
-    user = django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-ops-123")
-    client.force_login(user)
-    return client
 
 
 def test_a_rejected_submission_is_listed_with_its_reason(operator):

@@ -7,11 +7,6 @@ from crmsync.sandbox.graph import meta_lead_create
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator(client, django_user_model):
-    user = django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-ops-123")
-    client.force_login(user)
-    return client
 
 
 def test_a_meta_lead_is_shown_read_only_without_its_page_token(operator):
