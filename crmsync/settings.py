@@ -161,6 +161,8 @@ CRMSYNC = {
     "SWEEP_STALE_SECONDS": env.int("CRMSYNC_SWEEP_STALE_SECONDS", default=60),
     "HTTP_CONNECT_TIMEOUT": env.float("CRMSYNC_HTTP_CONNECT_TIMEOUT", default=5.0),
     "HTTP_READ_TIMEOUT": env.float("CRMSYNC_HTTP_READ_TIMEOUT", default=30.0),
+    # How long another process may use a source or credential it cached after it changed.
+    "INTAKE_CACHE_SECONDS": env.int("CRMSYNC_INTAKE_CACHE_SECONDS", default=10),
     # How long a sender's idempotency key is remembered (then a scheduled job forgets it).
     "IDEMPOTENCY_RETENTION_DAYS": env.int("CRMSYNC_IDEMPOTENCY_RETENTION_DAYS", default=7),
 }

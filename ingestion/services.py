@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from crmsync import secrets as crypto
 from crmsync.queue import enqueue
-from ingestion import parsing, signatures, throttle
+from ingestion import cache, parsing, signatures, throttle
 from ingestion.models import Source, SourceCounter, SourceSecret, Submission
 from ingestion.parsing import IntakeError
 from ingestion.presets import Auth, idempotency_key_from
@@ -51,7 +51,7 @@ class Answer:
 
 
 def source_for_intake(*, slug: str) -> Source:
-    source = Source.objects.filter(slug=slug, is_active=True).first()
+    source = cache.cached(("source", slug), lambda: Source.objects.filter(slug=slug, is_active=True).order_by().first())
     if source is None:
         raise IntakeError(404, "unknown_source", f"No active source has the slug '{slug}'.")
     return source
@@ -121,7 +121,9 @@ def authenticate(*, source: Source, inbound: Inbound) -> None:
 def _check_hashed(source: Source, purpose: str, presented: str, what: str) -> None:
     if not presented:
         raise IntakeError(401, "unauthorized", f"Missing {what}.", Outcome.REFUSED_AUTH)
-    hashes = list(source.secrets.filter(purpose=purpose, is_active=True).values_list("value_hash", flat=True))
+    hashes = cache.cached(("hashes", source.pk, purpose), lambda: list(
+        SourceSecret.objects.filter(source_id=source.pk, purpose=purpose, is_active=True).order_by()
+        .values_list("value_hash", flat=True)))
     if not signatures.api_key_matches(presented, hashes):
         raise IntakeError(401, "unauthorized", f"Invalid {what}.", Outcome.REFUSED_AUTH)
 
@@ -138,8 +140,11 @@ def _check_signature(source: Source, inbound: Inbound) -> None:
 
 
 def active_secrets(*, source: Source, purpose: str) -> list[str]:
-    rows = source.secrets.filter(purpose=purpose, is_active=True).values_list("value_encrypted", flat=True)
-    return [crypto.decrypt(value) for value in rows if value]
+    def load() -> list[str]:
+        rows = SourceSecret.objects.filter(source_id=source.pk, purpose=purpose, is_active=True).order_by()
+        return [crypto.decrypt(value) for value in rows.values_list("value_encrypted", flat=True) if value]
+
+    return cache.cached(("secrets", source.pk, purpose), load)
 
 
 def meta_handshake(*, source: Source, query: dict[str, str]) -> str:
