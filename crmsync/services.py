@@ -186,6 +186,10 @@ def backoff_seconds(attempt: int) -> float:
 # --- Sweeper -------------------------------------------------------------------------------
 
 
+# Submissions per queued task: small enough that several workers share a burst.
+SUBMISSION_BATCH = 20
+
+
 @dataclass
 class SweepReport:
     submissions_requeued: int
@@ -193,20 +197,13 @@ class SweepReport:
 
 
 def pipeline_sweep(*, stale_seconds: int) -> SweepReport:
-    """Find work that a lost queue message or a killed worker left behind, and ring again.
-    Processing and dispatch are idempotent, so ringing twice is harmless."""
-    from ingestion.models import Submission
+    """Find work that is new, or that a lost queue message or a killed worker left behind, and
+    ring the queue. Processing and dispatch are idempotent, so ringing twice is harmless."""
+    from ingestion.services import submissions_claim
 
-    now = timezone.now()
-    cutoff = now - timedelta(seconds=stale_seconds)
-    # Never tried and old enough, or a fetch retry whose backoff has run out.
-    stale = Submission.objects.filter(
-        Q(next_attempt_at__isnull=True, received_at__lte=cutoff) | Q(next_attempt_at__lte=now),
-        status=Submission.Status.RECEIVED,
-    )
-    ids = list(stale.order_by("received_at").values_list("id", flat=True)[:1000])
-    for submission_id in ids:
-        enqueue("mapping.tasks.submission_process", submission_id)
+    ids = submissions_claim(requeue_after_seconds=stale_seconds)
+    for start in range(0, len(ids), SUBMISSION_BATCH):
+        enqueue("mapping.tasks.submissions_process", ids[start : start + SUBMISSION_BATCH])
     due = push_jobs_due_exist()
     if due:
         enqueue("crmsync.tasks.push_dispatch")

@@ -157,7 +157,9 @@ CRMSYNC = {
     "PUSH_MAX_ATTEMPTS": env.int("CRMSYNC_PUSH_MAX_ATTEMPTS", default=8),
     "PUSH_BACKOFF_BASE_SECONDS": env.float("CRMSYNC_PUSH_BACKOFF_BASE_SECONDS", default=10.0),
     "PUSH_BACKOFF_CAP_SECONDS": env.float("CRMSYNC_PUSH_BACKOFF_CAP_SECONDS", default=3600.0),
-    # A submission still "received" after this long is queued again by the sweeper.
+    # How often each worker looks for new submissions to queue.
+    "POLL_SECONDS": env.float("CRMSYNC_POLL_SECONDS", default=0.5),
+    # A claimed submission still "received" after this long is queued again.
     "SWEEP_STALE_SECONDS": env.int("CRMSYNC_SWEEP_STALE_SECONDS", default=60),
     "HTTP_CONNECT_TIMEOUT": env.float("CRMSYNC_HTTP_CONNECT_TIMEOUT", default=5.0),
     "HTTP_READ_TIMEOUT": env.float("CRMSYNC_HTTP_READ_TIMEOUT", default=30.0),

@@ -157,6 +157,7 @@ class Submission(models.Model):
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     notes = models.JSONField(default=list, blank=True, help_text="What intake changed, e.g. dropped file uploads.")
     enrichment = models.JSONField(default=dict, blank=True, help_text="Data fetched for this submission (Meta leads).")
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last claimed it for processing.")
     fetch_attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)

@@ -14,7 +14,6 @@ from django.db.models import F
 from django.utils import timezone
 
 from crmsync import secrets as crypto
-from crmsync.queue import enqueue
 from ingestion import cache, parsing, signatures, throttle
 from ingestion.models import Source, SourceCounter, SourceSecret, Submission
 from ingestion.parsing import IntakeError
@@ -93,8 +92,6 @@ def submission_receive(*, source: Source, inbound: Inbound) -> tuple[Submission,
                 idempotency_key=key[:255] if key else None,
                 status=Submission.Status.SPAM if spam else Submission.Status.RECEIVED,
             )
-            if not spam:
-                enqueue("mapping.tasks.submission_process", submission.pk)
     except IntegrityError:
         # The unique (source, idempotency_key) constraint decided, not a prior SELECT: of any
         # number of concurrent deliveries of one event, exactly one row exists.
@@ -206,6 +203,35 @@ def _check_throttles(source: Source, remote_addr: str | None) -> None:
 def _is_spam(source: Source, payload: dict[str, Any]) -> bool:
     field_name = source.honeypot_field
     return bool(source.auth_method == Auth.NONE and field_name and payload.get(field_name) not in (None, "", []))
+
+
+# --- Handing over to the workers ----------------------------------------------------------
+
+
+def submissions_claim(*, requeue_after_seconds: int, limit: int = 500) -> list[int]:
+    """Claim received submissions for processing and return their IDs. The intake only
+    inserts; workers poll for new rows (manage.py worker) and queue them in batches. A claim
+    whose queue message was lost is claimed again after `requeue_after_seconds`.
+
+    Race-free across workers: the conditional UPDATE re-checks the WHERE clause on write."""
+    now = timezone.now()
+    due = _claimable(now, requeue_after_seconds)
+    ids = list(due.order_by("id").values_list("id", flat=True)[:limit])
+    if not ids:
+        return []
+    _claimable(now, requeue_after_seconds).filter(id__in=ids).update(queued_at=now)
+    return list(Submission.objects.filter(id__in=ids, queued_at=now).values_list("id", flat=True))
+
+
+def _claimable(now, requeue_after_seconds: int):
+    from django.db.models import Q
+
+    stale = now - timedelta(seconds=requeue_after_seconds)
+    return Submission.objects.filter(
+        Q(queued_at__isnull=True) | Q(queued_at__lte=stale),
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+        status=Submission.Status.RECEIVED,
+    )
 
 
 # --- Bookkeeping ---------------------------------------------------------------------------

@@ -1,21 +1,25 @@
-"""The sweeper finds work a lost queue message left behind."""
+"""Workers find new submissions by polling, and anything a lost queue message left behind."""
 
+from datetime import timedelta
+
+from django.utils import timezone
 import pytest
 
 from crmsync.models import PushJob
 from crmsync.services import pipeline_sweep
 from ingestion.models import Submission
+from ingestion.services import submissions_claim
 from tests.factories import hubspot_destination, source_with_mapping, submission
 
 pytestmark = pytest.mark.django_db
 
 
-def test_a_submission_whose_message_was_lost_is_processed_by_the_sweep(run_tasks_inline, django_capture_on_commit_callbacks):
+def test_a_new_submission_is_claimed_queued_and_processed(run_tasks_inline, django_capture_on_commit_callbacks):
     hubspot_destination(base_url="http://127.0.0.1:9/sandbox/hubspot")
-    sub = submission(source=source_with_mapping(), payload={"email": "a@b.co"})  # stored, never enqueued
+    sub = submission(source=source_with_mapping(), payload={"email": "a@b.co"})
 
     with django_capture_on_commit_callbacks(execute=True):
-        report = pipeline_sweep(stale_seconds=0)
+        report = pipeline_sweep(stale_seconds=60)
 
     sub.refresh_from_db()
     assert report.submissions_requeued == 1
@@ -23,7 +27,22 @@ def test_a_submission_whose_message_was_lost_is_processed_by_the_sweep(run_tasks
     assert PushJob.objects.filter(lead=sub.lead).exists()
 
 
-def test_a_fresh_submission_is_left_to_its_own_message():
-    submission(source=source_with_mapping(), payload={"email": "a@b.co"})
+def test_a_claimed_submission_is_claimed_again_only_once_its_claim_is_stale():
+    sub = submission(source=source_with_mapping(), payload={"email": "a@b.co"})
 
-    assert pipeline_sweep(stale_seconds=60).submissions_requeued == 0
+    first = submissions_claim(requeue_after_seconds=60)
+    again = submissions_claim(requeue_after_seconds=60)  # its message may still be in the queue
+    Submission.objects.filter(pk=sub.pk).update(queued_at=timezone.now() - timedelta(seconds=61))
+    lost = submissions_claim(requeue_after_seconds=60)  # the message was lost: claim it again
+
+    assert (first, again, lost) == ([sub.pk], [], [sub.pk])
+
+
+def test_processed_rejected_and_waiting_submissions_are_not_claimed():
+    source = source_with_mapping()
+    for status in (Submission.Status.PROCESSED, Submission.Status.REJECTED, Submission.Status.SPAM):
+        Submission.objects.filter(pk=submission(source=source, payload={}).pk).update(status=status)
+    waiting = submission(source=source, payload={})
+    Submission.objects.filter(pk=waiting.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+
+    assert submissions_claim(requeue_after_seconds=0) == []
