@@ -161,18 +161,23 @@ class Submission(models.Model):
     fetch_attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Both are NULL when a submission is inserted: a partial index (lead) or none (version,
+    # whose rows are never deleted) keeps the intake's one INSERT from maintaining them.
     lead = models.ForeignKey(
-        "crmsync.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions"
+        "crmsync.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions", db_index=False
     )
     mapping_version = models.ForeignKey(
-        "mapping.MappingVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions",
-        help_text="The published mapping that processed it.",
+        "mapping.MappingVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="submissions",
+        db_index=False, help_text="The published mapping that processed it.",
     )
 
     class Meta:
         ordering = ["-received_at"]
         permissions = [("reprocess_submission", "Can reprocess rejected submissions")]
-        indexes = [models.Index(fields=["status", "received_at"], name="submission_status_received")]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="submission_status_received"),
+            models.Index(fields=["lead"], condition=Q(lead__isnull=False), name="submission_lead"),
+        ]
         constraints = [
             # Enforced by the database so concurrent retries of one sender's event make one row.
             models.UniqueConstraint(

@@ -63,6 +63,8 @@ class Stack:
             "CRMSYNC_PUSH_BACKOFF_BASE_SECONDS": "1",
             "CRMSYNC_PUSH_BACKOFF_CAP_SECONDS": "2",
             "CRMSYNC_HTTP_READ_TIMEOUT": "30",
+            # A claim whose task failed or was lost is claimed again soon, not after a minute.
+            "CRMSYNC_SWEEP_STALE_SECONDS": "5",
         }
 
     @property

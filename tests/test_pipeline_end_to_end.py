@@ -13,6 +13,13 @@ from tests.stack import wait_for
 
 pytestmark = pytest.mark.e2e
 
+
+@pytest.fixture(autouse=True)
+def show_process_logs_on_failure(request, stack):
+    yield
+    if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
+        print(stack.logs())
+
 AUTH = {"Authorization": f"Bearer {settings.SANDBOX_HUBSPOT_TOKEN}"}
 
 
