@@ -6,6 +6,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler as drf_exception_handler
@@ -33,6 +34,17 @@ _ERRORS = {
 }
 
 
+class JSONOnly(BaseContentNegotiation):
+    """The intake answers JSON whatever the Accept header says (senders rarely send one), so
+    skip DRF's negotiation on the hottest path."""
+
+    def select_parser(self, request, parsers):
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 def error_response(error: IntakeError) -> Response:
     return Response(error.as_json(), status=error.status, headers=error.headers)
 
@@ -41,6 +53,7 @@ class SubmissionCreateView(APIView):
     """POST /api/v1/sources/<slug>/submissions: store first, answer 202, process later."""
 
     parser_classes: list = []  # we read the raw bytes ourselves; nothing parses before we store
+    content_negotiation_class = JSONOnly
 
     @extend_schema(
         operation_id="submission_create",
