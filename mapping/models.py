@@ -85,7 +85,10 @@ class FieldRule(models.Model):
     source_keys = models.CharField(
         max_length=500,
         help_text="Field names in the payload, comma-separated; the first one present wins (aliases).")
-    target = models.CharField(max_length=200, help_text=target_error("?"))
+    target = models.CharField(
+        max_length=200,
+        help_text=f"A lead field ({', '.join(CANONICAL_FIELDS)}), attribution.<{'|'.join(ATTRIBUTION_FIELDS)}> "
+                  "or attributes.<name> for a custom attribute.")
     transforms = models.JSONField(default=list, blank=True,
                                   help_text='A chain of steps, e.g. [{"op": "trim"}, {"op": "lower"}].')
     required = models.BooleanField(default=False)

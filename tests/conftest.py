@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 
 
@@ -9,6 +11,19 @@ def pytest_runtest_makereport(item, call):
     return report
 
 from tests.stack import Stack
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_namespace():
+    """Throttle counters live in the shared cache (Redis in CI), which outlives a test database:
+    give each test session its own key prefix so a rerun never inherits another run's counts."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    caches = {name: {**config, "KEY_PREFIX": f"crmsync-test-{uuid.uuid4().hex[:8]}"}
+              for name, config in settings.CACHES.items()}
+    with override_settings(CACHES=caches):
+        yield
 
 
 @pytest.fixture

@@ -334,3 +334,13 @@ def test_a_misconfigured_source_is_refused_when_saved():
     with pytest.raises(ValidationError) as error:
         source.full_clean()
     assert set(error.value.message_dict) == {"auth"}
+
+
+@pytest.mark.parametrize("origin", ["www.example.com", "https://www.example.com/contact", "ftp://example.com"])
+def test_an_allowed_origin_that_is_not_an_origin_is_a_form_error(origin):
+    source, _ = source_with_secret(kind="web_form")
+    source.allowed_origins = f"https://ok.example.com\n{origin}"
+
+    with pytest.raises(ValidationError) as error:
+        source.full_clean()
+    assert error.value.message_dict["allowed_origins"] == [f"'{origin}' is not an origin like https://www.example.com."]

@@ -136,7 +136,7 @@ def test_publishing_makes_a_new_version_and_rollback_restores_an_old_one(source)
     assert [v.number for v in (v1, v2, v3)] == [1, 2, 3]
     assert v3.config == v1.config and v3.note == "Rollback to v1"
     assert mapping_set.rules.get(target="company").source_keys == "company, company_name"
-    MappingSet.objects.get(pk=mapping_set.pk).published == v3
+    assert MappingSet.objects.get(pk=mapping_set.pk).published == v3
 
 
 def test_a_draft_with_a_broken_rule_cannot_be_published(source):
