@@ -1,10 +1,10 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from ingestion.api import SubmissionCreateView
+from ingestion.api import submissions
 
 urlpatterns = [
-    path("sources/<slug:slug>/submissions", SubmissionCreateView.as_view(), name="submission-create"),
+    path("sources/<slug:slug>/submissions", submissions, name="submission-create"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
