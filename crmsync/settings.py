@@ -121,10 +121,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     # Tests that start real web and worker processes need a file they can all open.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"{env.str('CRMSYNC_TEST_DB', default='test')}.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if env.str("CRMSYNC_TEST_DB", default=""):
+        DATABASES["default"]["TEST"] = {"NAME": env.str("CRMSYNC_TEST_DB")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
