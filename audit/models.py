@@ -20,6 +20,9 @@ class SyncLog(models.Model):
     lead = models.ForeignKey("crmsync.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="sync_logs")
     lead_external_id = models.CharField(max_length=64, db_index=True)
     operation = models.CharField(max_length=20, choices=Operation.choices)
+    outcome = models.CharField(
+        max_length=20, blank=True,
+        help_text="create, update, noop, permanent (review), transient (retried), rate_limited or auth.")
     crm_record_id = models.CharField(max_length=100, blank=True)
     http_status = models.PositiveIntegerField(null=True, blank=True)
     error_code = models.CharField(max_length=100, blank=True)

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from crmsync.fieldmap import fields_default_ensure
 from crmsync.models import Destination
 from ingestion.models import Source
 from mapping.models import FieldRule, MappingSet
@@ -71,6 +72,7 @@ def _demo_destination(base_url: str) -> Destination:
     destination.base_url = base_url  # the port may differ from the last run
     destination.set_token(settings.SANDBOX_HUBSPOT_TOKEN)
     destination.save()
+    fields_default_ensure(destination=destination)
     return destination
 
 

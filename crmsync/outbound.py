@@ -1,20 +1,43 @@
 """The one seam for outbound HTTP. Every call has a timeout; failures to get an answer at all
 become one exception type. HTTP error statuses are returned, because only the connector knows
-what a 400 or a 409 means for its CRM."""
+what a 400 or a 409 means for its CRM.
+
+Calls to a destination go through its `DestinationSession`: a `requests.Session` (so
+simple-salesforce can be given it too) that takes a slot of the destination's shared rate
+budget before each request and reads the CRM's rate-limit signals from each answer.
+"""
 
 from dataclasses import dataclass
+import logging
+import re
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 import requests
+from requests.adapters import HTTPAdapter
 
+from crmsync import ratelimit
+from crmsync.models import Destination
+
+log = logging.getLogger(__name__)
 _local = threading.local()
+USER_AGENT = "crmsync/0.1"
 
 
 class OutboundError(Exception):
     """No usable answer: connection refused, DNS, TLS, timeout. Always worth retrying."""
+
+
+class RateLimitWait(Exception):
+    """The destination's budget has no slot soon enough; try the work again after `seconds`."""
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        super().__init__(f"{reason}; next slot in {seconds:.1f} s")
+        self.seconds = seconds
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -29,27 +52,112 @@ class Response:
         return 200 <= self.status < 300
 
 
+def timeouts() -> tuple[float, float]:
+    return settings.CRMSYNC["HTTP_CONNECT_TIMEOUT"], settings.CRMSYNC["HTTP_READ_TIMEOUT"]
+
+
 def session() -> requests.Session:
-    """One pooled session per thread (requests.Session is not thread-safe)."""
+    """One pooled session per thread (requests.Session is not thread-safe), for calls that
+    belong to no destination (Meta's Graph API)."""
     if not hasattr(_local, "session"):
         _local.session = requests.Session()
-        _local.session.headers["User-Agent"] = "crmsync/0.1"
+        _local.session.headers["User-Agent"] = USER_AGENT
     return _local.session
 
 
-def request(method: str, url: str, *, headers: dict[str, str] | None = None, json: Any = None) -> Response:
-    timeout = (settings.CRMSYNC["HTTP_CONNECT_TIMEOUT"], settings.CRMSYNC["HTTP_READ_TIMEOUT"])
+def request(method: str, url: str, *, headers: dict[str, str] | None = None, json: Any = None,
+            data: Any = None, via: requests.Session | None = None) -> Response:
     started = time.monotonic()
     try:
-        raw = session().request(method, url, headers=headers, json=json, timeout=timeout)
+        raw = (via or session()).request(method, url, headers=headers, json=json, data=data, timeout=timeouts())
     except requests.RequestException as exc:
         raise OutboundError(f"{type(exc).__name__}: {exc}") from exc
     duration_ms = int((time.monotonic() - started) * 1000)
-    return Response(raw.status_code, dict(raw.headers), _body(raw), duration_ms)
+    return Response(raw.status_code, dict(raw.headers), body_of(raw), duration_ms)
 
 
-def _body(raw: requests.Response) -> Any:
+def body_of(raw: requests.Response) -> Any:
     try:
         return raw.json()
     except ValueError:
         return raw.text
+
+
+class DestinationSession(requests.Session):
+    """Paced by the destination's shared budget; reads its CRM's rate-limit signals."""
+
+    def __init__(self, destination: Destination, *, max_wait: float | None = None) -> None:
+        super().__init__()
+        self.destination = destination
+        self.max_wait = settings.CRMSYNC["RATE_MAX_WAIT_SECONDS"] if max_wait is None else max_wait
+        self.headers["User-Agent"] = USER_AGENT
+        self.calls = 0
+        for url in (destination.base_url, destination.instance_url):
+            _allow_plain_http(self, url)
+
+    def request(self, method, url, *args, **kwargs):  # noqa: ANN001 - requests' own signature
+        self.wait_for_slot()
+        kwargs.setdefault("timeout", timeouts())
+        self.calls += 1
+        response = super().request(method, url, *args, **kwargs)
+        self.observe(response)
+        return response
+
+    def wait_for_slot(self) -> None:
+        waited = 0.0
+        while True:
+            grant = ratelimit.acquire(self.destination)
+            if grant.granted:
+                return
+            if waited + grant.wait_seconds > self.max_wait:
+                raise RateLimitWait(grant.wait_seconds, grant.reason)
+            time.sleep(grant.wait_seconds)
+            waited += grant.wait_seconds
+
+    def observe(self, response: requests.Response) -> None:
+        """Block the budget before the CRM refuses, or as long as it asked when it did."""
+        headers = response.headers
+        if response.status_code == 429:
+            seconds = _float(headers.get("Retry-After")) or 10.0
+            ratelimit.block(self.destination, seconds=seconds, reason=f"CRM answered 429 (retry after {seconds:g} s)")
+            return
+        remaining = _float(headers.get("X-HubSpot-RateLimit-Remaining"))
+        if remaining is not None and remaining < 1:
+            interval = (_float(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")) or 10_000) / 1000
+            ratelimit.block(self.destination, seconds=interval, reason="HubSpot window used up")
+        daily_remaining = _float(headers.get("X-HubSpot-RateLimit-Daily-Remaining"))
+        if daily_remaining is not None and daily_remaining < 1:
+            ratelimit.block(self.destination, seconds=ratelimit._seconds_to_midnight(), reason="HubSpot daily limit used up")
+        usage = _SFORCE_USAGE.search(headers.get("Sforce-Limit-Info", ""))
+        if usage:
+            used, allocation = int(usage[1]), int(usage[2])
+            # The allocation is a rolling 24 hours and Salesforce sends no Retry-After: stop
+            # short of it and look again in a while.
+            if allocation and used >= allocation * settings.CRMSYNC["SALESFORCE_USAGE_CEILING"]:
+                ratelimit.block(self.destination, seconds=900, reason=f"Salesforce API usage {used}/{allocation}")
+
+
+_SFORCE_USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class _PlainHTTPAdapter(HTTPAdapter):
+    """Sends https://host/... as http://host/... . Mounted only for a host the destination is
+    configured to reach over plain HTTP (the built-in sandbox), because simple-salesforce
+    always builds https:// URLs from the instance host."""
+
+    def send(self, request, *args, **kwargs):  # noqa: ANN001
+        request.url = "http://" + request.url[len("https://"):]
+        return super().send(request, *args, **kwargs)
+
+
+def _allow_plain_http(session: requests.Session, url: str) -> None:
+    parts = urlsplit(url or "")
+    if parts.scheme == "http" and parts.netloc:
+        session.mount(f"https://{parts.netloc}/", _PlainHTTPAdapter())

@@ -11,17 +11,19 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from audit.services import sync_log_record
-from crmsync.connectors.base import Outcome, RecordResult
-from crmsync.connectors.hubspot import HubSpotConnector
-from crmsync.models import Destination, Lead, PushJob
+from crmsync import ratelimit
+from crmsync.connectors.base import Outcome, PushRecord, RecordResult
+from crmsync.fieldmap import personal_targets, render
+from crmsync.models import Destination, Lead, LeadDelivery, PushJob
+from crmsync.outbound import DestinationSession, RateLimitWait
 from crmsync.queue import enqueue
 
 log = logging.getLogger(__name__)
 
 LEAD_FIELDS = ("email", "first_name", "last_name", "phone", "company", "country")
-CONNECTORS = {Destination.Kind.HUBSPOT: HubSpotConnector}
 
 
 # --- Leads ---------------------------------------------------------------------------------
@@ -90,26 +92,37 @@ def _pending_job(lead: Lead, destination: Destination) -> PushJob:
 # --- Dispatch ------------------------------------------------------------------------------
 
 
+CONNECTORS = {
+    Destination.Kind.HUBSPOT: "crmsync.connectors.hubspot.HubSpotConnector",
+    Destination.Kind.SALESFORCE: "crmsync.connectors.salesforce.SalesforceConnector",
+    Destination.Kind.REST: "crmsync.connectors.rest.RestConnector",
+}
+
+
+def connector_for(destination: Destination, session: DestinationSession | None = None):
+    return import_string(CONNECTORS[destination.kind])(destination, session or DestinationSession(destination))
+
+
 def _due() -> Q:
     now = timezone.now()
     pending_due = Q(status=PushJob.Status.PENDING, next_attempt_at__lte=now)
     # A claimed job whose worker died mid-call: its lease ran out, so it is due again.
     abandoned = Q(status=PushJob.Status.IN_PROGRESS, leased_until__lt=now)
-    return (pending_due | abandoned) & Q(destination__is_active=True)
+    return (pending_due | abandoned) & Q(destination__is_active=True, destination__paused_at__isnull=True)
 
 
 def push_jobs_due_exist() -> bool:
     return PushJob.objects.filter(_due()).exists()
 
 
-def push_dispatch_due(*, limit: int = 500) -> int:
+def push_dispatch_due(*, limit: int = 1000) -> int:
     """Claim due jobs, push them in batches per destination and record every outcome.
     Returns how many jobs were claimed."""
     token = uuid.uuid4()
     claimed = _claim(token, limit)
     if not claimed:
         return 0
-    jobs = list(PushJob.objects.filter(claim_token=token).select_related("lead", "destination"))
+    jobs = list(PushJob.objects.filter(claim_token=token).select_related("lead", "destination").order_by("id"))
     by_destination: dict[int, list[PushJob]] = defaultdict(list)
     for job in jobs:
         by_destination[job.destination_id].append(job)
@@ -131,28 +144,119 @@ def _claim(token: uuid.UUID, limit: int) -> int:
     )
 
 
+@dataclass
+class _Work:
+    """One lead's claimed jobs for one destination and what to send."""
+
+    jobs: list[PushJob]
+    record: PushRecord
+    wanted: dict  # {"primary": {...}, "company": {...}}: the snapshot to keep on success
+
+
 def _push_group(jobs: list[PushJob], token: uuid.UUID) -> None:
     destination = jobs[0].destination
-    connector = CONNECTORS[destination.kind](destination)
+    fields = list(destination.fields.all())
+    session = DestinationSession(destination)
+    connector = connector_for(destination, session)
+    context = _LogContext(destination, personal_targets(fields))
+    work = _work_items(destination, jobs, fields)
+    sending = []
+    for item in work:
+        if _unchanged(destination, item):
+            _settle_noop(item, token, context)
+        else:
+            sending.append(item)
+    size = max(1, min(destination.batch_size or connector.max_batch, connector.max_batch))
+    for start in range(0, len(sending), size):
+        chunk = sending[start : start + size]
+        try:
+            results = connector.upsert([item.record for item in chunk])
+        except RateLimitWait as wait:
+            # Nothing was sent for this chunk: hand it and the rest back without an attempt.
+            _release([job for item in sending[start:] for job in item.jobs], token, wait.seconds, str(wait))
+            return
+        by_lead = {item.record.lead.pk: item for item in chunk}
+        with transaction.atomic():
+            for result in results:
+                item = by_lead[result.lead.pk]
+                for job in item.jobs:
+                    _record(job, result, token, context, item.wanted if job is item.jobs[0] else None)
+        if any(result.outcome == Outcome.AUTH for result in results):
+            first = next(r for r in results if r.outcome == Outcome.AUTH)
+            destination_pause(destination=destination, reason=f"CRM refused the credentials: {first.error_code} "
+                                                              f"{first.error_message}".strip())
+            _release([job for item in sending[start + size:] for job in item.jobs], token, 0, "destination paused")
+            return
+
+
+def _work_items(destination: Destination, jobs: list[PushJob], fields: list) -> list[_Work]:
     # Two claimed jobs for one lead (a re-claimed lease beside a new change) are one upsert.
     by_lead: dict[int, list[PushJob]] = defaultdict(list)
     for job in jobs:
         by_lead[job.lead_id].append(job)
-    leads = [group[0].lead for group in by_lead.values()]
-    for start in range(0, len(leads), connector.batch_size):
-        results = connector.upsert(leads[start : start + connector.batch_size])
-        with transaction.atomic():
-            for result in results:
-                for job in by_lead[result.lead.pk]:
-                    _record(job, result, token)
+    deliveries = {d.lead_id: d for d in LeadDelivery.objects.filter(destination=destination, lead_id__in=by_lead)}
+    items = []
+    for lead_id, lead_jobs in by_lead.items():
+        lead = lead_jobs[0].lead
+        primary, company = render(lead, fields, company_key=destination.company_upsert_property)
+        delivery = deliveries.get(lead_id)
+        pushed = delivery.pushed if delivery and delivery.crm_record_id else {}
+        send_primary, send_company = primary, company
+        if destination.changed_fields_only and pushed:
+            before = pushed.get("primary", {})
+            send_primary = {k: v for k, v in primary.items() if before.get(k) != v}
+            if company is not None and delivery.company_crm_id and company == pushed.get("company"):
+                send_company = None  # in place and associated by an earlier push
+        record = PushRecord(lead=lead, fields=send_primary, company=send_company,
+                            crm_record_id=delivery.crm_record_id if delivery else "",
+                            company_crm_id=delivery.company_crm_id if delivery else "")
+        items.append(_Work(lead_jobs, record, {"primary": primary, "company": company}))
+    return items
 
 
-def _record(job: PushJob, result: RecordResult, token: uuid.UUID) -> None:
-    sync_log_record(push_job=job, result=result, attempt=job.attempts)
+def _unchanged(destination: Destination, item: _Work) -> bool:
+    record = item.record
+    return bool(destination.changed_fields_only and record.crm_record_id and not record.fields
+                and record.company is None)
+
+
+def _settle_noop(item: _Work, token: uuid.UUID, context: "_LogContext") -> None:
+    result = RecordResult(item.record.lead, Outcome.UPDATED, item.record.crm_record_id, item.record.company_crm_id)
+    with transaction.atomic():
+        for job in item.jobs:
+            sync_log_record(push_job=job, result=result, attempt=job.attempts, noop=True,
+                            personal_keys=context.personal_keys)
+            PushJob.objects.filter(pk=job.pk, claim_token=token).update(
+                status=PushJob.Status.SUCCEEDED, operation="noop", crm_record_id=result.crm_record_id,
+                last_error="", last_error_code="", leased_until=None, claim_token=None,
+                finished_at=timezone.now(), updated_at=timezone.now())
+
+
+@dataclass(frozen=True)
+class _LogContext:
+    destination: Destination
+    personal_keys: set[str]
+
+
+def _release(jobs: list[PushJob], token: uuid.UUID, seconds: float, reason: str) -> None:
+    """Give claimed jobs back, due after `seconds`, without counting an attempt."""
+    for job in jobs:
+        _settle(job, token, {"status": PushJob.Status.PENDING, "attempts": F("attempts") - 1, "leased_until": None,
+                             "claim_token": None, "next_attempt_at": timezone.now() + timedelta(seconds=seconds)})
+    if jobs:
+        log.info("push jobs released", extra={"jobs": len(jobs), "reason": reason, "seconds": round(seconds, 2)})
+
+
+def _record(job: PushJob, result: RecordResult, token: uuid.UUID, context: _LogContext, wanted: dict | None) -> None:
+    sync_log_record(push_job=job, result=result, attempt=job.attempts, personal_keys=context.personal_keys)
     changes = _next_state(job, result)
     # Only the holder of the claim may settle the job; a worker whose lease expired and was
     # re-claimed by another must not overwrite the newer attempt.
-    PushJob.objects.filter(pk=job.pk, claim_token=token).update(**changes, updated_at=timezone.now())
+    settled = _settle(job, token, changes)
+    if settled and result.succeeded and wanted is not None:
+        _delivery_store(job, result, wanted)
+    if result.outcome == Outcome.RATE_LIMITED and result.retry_after:
+        ratelimit.block(context.destination, seconds=result.retry_after, reason=f"{result.error_code} from the CRM")
     log.info(
         "push outcome",
         extra={"push_job": job.pk, "lead": job.lead.external_id, "outcome": str(result.outcome),
@@ -160,20 +264,94 @@ def _record(job: PushJob, result: RecordResult, token: uuid.UUID) -> None:
     )
 
 
+def _settle(job: PushJob, token: uuid.UUID, changes: dict) -> int:
+    """Apply the job's next state if this worker still holds its claim. A job going back to
+    pending while a newer pending job exists for the same lead (the lead changed meanwhile)
+    is superseded by it instead: the newer one sends the lead as it is now."""
+    claimed = PushJob.objects.filter(pk=job.pk, claim_token=token)
+    try:
+        with transaction.atomic():
+            return claimed.update(**changes, updated_at=timezone.now())
+    except IntegrityError:
+        now = timezone.now()
+        PushJob.objects.filter(lead_id=job.lead_id, destination_id=job.destination_id,
+                               status=PushJob.Status.PENDING).update(next_attempt_at=now)
+        return claimed.update(status=PushJob.Status.SUPERSEDED, leased_until=None, claim_token=None,
+                              finished_at=now, updated_at=now, last_error=changes.get("last_error", ""))
+
+
+def _delivery_store(job: PushJob, result: RecordResult, wanted: dict) -> None:
+    delivery, _ = LeadDelivery.objects.select_for_update().get_or_create(lead_id=job.lead_id, destination_id=job.destination_id)
+    delivery.crm_record_id = result.crm_record_id or delivery.crm_record_id
+    delivery.company_crm_id = result.company_crm_id or delivery.company_crm_id
+    if wanted.get("company") is not None and not result.company_crm_id:
+        wanted = {**wanted, "company": delivery.pushed.get("company")}  # the company was not (re)written
+    delivery.pushed = wanted
+    delivery.pushed_at = timezone.now()
+    delivery.save()
+
+
 def _next_state(job: PushJob, result: RecordResult) -> dict:
     now = timezone.now()
     settled = {"leased_until": None, "claim_token": None}
     if result.succeeded:
         return {**settled, "status": PushJob.Status.SUCCEEDED, "crm_record_id": result.crm_record_id,
-                "last_error": "", "finished_at": now}
-    error = f"{result.error_code}: {result.error_message}".strip(": ")[:2000]
+                "operation": str(result.outcome), "last_error": "", "last_error_code": "", "finished_at": now}
+    error = {"last_error": f"{result.error_code}: {result.error_message}".strip(": ")[:2000],
+             "last_error_code": result.error_code[:100]}
     if result.outcome == Outcome.PERMANENT:
-        return {**settled, "status": PushJob.Status.FAILED, "last_error": error, "finished_at": now}
+        return {**settled, **error, "status": PushJob.Status.REVIEW, "finished_at": now}
+    if result.outcome in (Outcome.AUTH, Outcome.RATE_LIMITED):
+        # Not the record's fault: no attempt is counted. AUTH pauses the destination; the job
+        # waits for it to be resumed. RATE_LIMITED waits for the CRM's window.
+        wait = result.retry_after if result.outcome == Outcome.RATE_LIMITED and result.retry_after else 0
+        return {**settled, **error, "status": PushJob.Status.PENDING, "attempts": F("attempts") - 1,
+                "next_attempt_at": now + timedelta(seconds=wait)}
     if job.attempts >= settings.CRMSYNC["PUSH_MAX_ATTEMPTS"]:
-        return {**settled, "status": PushJob.Status.DEAD, "last_error": error, "finished_at": now}
+        return {**settled, **error, "status": PushJob.Status.DEAD, "finished_at": now}
     delay = result.retry_after if result.retry_after is not None else backoff_seconds(job.attempts)
-    return {**settled, "status": PushJob.Status.PENDING, "last_error": error,
-            "next_attempt_at": now + timedelta(seconds=delay)}
+    return {**settled, **error, "status": PushJob.Status.PENDING, "next_attempt_at": now + timedelta(seconds=delay)}
+
+
+# --- Operator actions ----------------------------------------------------------------------
+
+
+def destination_pause(*, destination: Destination, reason: str) -> None:
+    """Stop pushing to a destination (its jobs wait) and raise an alert."""
+    Destination.objects.filter(pk=destination.pk, paused_at__isnull=True).update(
+        paused_at=timezone.now(), paused_reason=reason[:2000])
+    destination.paused_at, destination.paused_reason = timezone.now(), reason
+    log.error("destination paused", extra={"destination": destination.name, "reason": reason, "alert": True})
+
+
+def destination_resume(*, destination: Destination) -> int:
+    """Resume a paused destination; its waiting jobs become due now. Returns how many."""
+    Destination.objects.filter(pk=destination.pk).update(paused_at=None, paused_reason="",
+                                                         access_token_encrypted="", access_token_expires_at=None)
+    destination.paused_at, destination.paused_reason = None, ""
+    due = PushJob.objects.filter(destination=destination, status=PushJob.Status.PENDING).update(
+        next_attempt_at=timezone.now())
+    enqueue("crmsync.tasks.push_dispatch")
+    return due
+
+
+def push_jobs_retry(*, jobs) -> int:
+    """Retry now: review and dead jobs start again with fresh attempts, pending ones become due.
+    A lead that already has a pending job for the destination keeps that one."""
+    count = 0
+    now = timezone.now()
+    with transaction.atomic():
+        for job in jobs.select_for_update().exclude(status__in=[PushJob.Status.IN_PROGRESS, PushJob.Status.SUCCEEDED]):
+            if job.status != PushJob.Status.PENDING and PushJob.objects.filter(
+                    lead_id=job.lead_id, destination_id=job.destination_id, status=PushJob.Status.PENDING).exists():
+                continue
+            PushJob.objects.filter(pk=job.pk).update(
+                status=PushJob.Status.PENDING, next_attempt_at=now, finished_at=None, updated_at=now,
+                attempts=0 if job.status != PushJob.Status.PENDING else job.attempts)
+            count += 1
+        if count:
+            enqueue("crmsync.tasks.push_dispatch")
+    return count
 
 
 def backoff_seconds(attempt: int) -> float:

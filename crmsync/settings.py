@@ -165,6 +165,14 @@ CRMSYNC = {
     "SWEEP_STALE_SECONDS": env.int("CRMSYNC_SWEEP_STALE_SECONDS", default=60),
     "HTTP_CONNECT_TIMEOUT": env.float("CRMSYNC_HTTP_CONNECT_TIMEOUT", default=5.0),
     "HTTP_READ_TIMEOUT": env.float("CRMSYNC_HTTP_READ_TIMEOUT", default=30.0),
+    # A worker waits this long at most for a slot of a destination's rate budget; beyond it the
+    # jobs go back to pending until the slot frees up (no attempt is counted).
+    "RATE_MAX_WAIT_SECONDS": env.float("CRMSYNC_RATE_MAX_WAIT_SECONDS", default=15.0),
+    # Stop calling Salesforce when Sforce-Limit-Info shows this share of the daily allocation used.
+    "SALESFORCE_USAGE_CEILING": env.float("CRMSYNC_SALESFORCE_USAGE_CEILING", default=0.95),
+    # SyncLog keeps what was sent and received per record; personal data in it is masked unless
+    # this is false.
+    "SYNC_LOG_REDACT": env.bool("CRMSYNC_SYNC_LOG_REDACT", default=True),
     # How long another process may use a source or credential it cached after it changed.
     "INTAKE_CACHE_SECONDS": env.int("CRMSYNC_INTAKE_CACHE_SECONDS", default=10),
     # How long a sender's idempotency key is remembered (then a scheduled job forgets it).

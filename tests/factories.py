@@ -2,6 +2,7 @@
 
 from django.conf import settings
 
+from crmsync.fieldmap import fields_default_ensure
 from crmsync.models import Destination, Lead
 from ingestion.models import Source, Submission
 from mapping.models import FieldRule, MappingSet
@@ -33,6 +34,7 @@ def hubspot_destination(*, base_url: str, token: str | None = None, **fields) ->
     destination = Destination(name=fields.pop("name", "HubSpot"), base_url=base_url, **fields)
     destination.set_token(settings.SANDBOX_HUBSPOT_TOKEN if token is None else token)
     destination.save()
+    fields_default_ensure(destination=destination)
     return destination
 
 

@@ -1,105 +1,287 @@
-"""HubSpot contacts through batch upsert keyed on a unique property holding our external ID.
+"""HubSpot contacts (and companies) through batch upsert keyed on unique properties.
 
 Email is not the key: HubSpot does not support partial upserts by email and recommends a
-custom unique property (see CRM_CONTRACTS.md), and an external ID survives an email change.
+custom unique property (CRM_CONTRACTS.md), and our external ID survives an email change.
+Companies are keyed the same way on a unique property holding their domain, then associated
+to their contacts with the v4 associations batch API (re-creating an association is harmless).
 """
 
+from datetime import timedelta
 from typing import Any
 
-from crmsync import outbound
-from crmsync.connectors.base import Outcome, RecordResult
-from crmsync.models import Destination, Lead
-from crmsync.secrets import SecretUnavailable
+from django.utils import timezone
 
-# Canonical lead field -> HubSpot contact property.
-PROPERTY_MAP = {
-    "email": "email",
-    "first_name": "firstname",
-    "last_name": "lastname",
-    "phone": "phone",
-    "company": "company",
-    "country": "country",
-}
+from crmsync import outbound
+from crmsync.connectors.auth import AccessToken, TokenProvider
+from crmsync.connectors.base import ConnectorError, CrmField, CrmSchema, Outcome, PushRecord, RecordResult
+from crmsync.models import Destination
+from crmsync.secrets import SecretUnavailable
 
 # Statuses worth retrying: the CRM is busy or broken, not refusing the data.
 _TRANSIENT = {408, 423, 500, 502, 503, 504}
+CONTACT_TO_COMPANY = 279  # HUBSPOT_DEFINED association type "contact to company (primary)"
+
+
+class _AuthFailed(Exception):
+    def __init__(self, code: str, message: str, response: outbound.Response | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.response = code, message, response
 
 
 class HubSpotConnector:
-    batch_size = 100  # HubSpot's limit for batch endpoints
+    max_batch = 100  # HubSpot's limit for batch endpoints
 
-    def __init__(self, destination: Destination) -> None:
+    def __init__(self, destination: Destination, session: outbound.DestinationSession) -> None:
         self.destination = destination
-        self.url = destination.base_url.rstrip("/") + "/crm/v3/objects/contacts/batch/upsert"
+        self.session = session
+        self.base = destination.base_url.rstrip("/")
+        self.tokens = TokenProvider(destination, self._oauth_token)
 
-    def upsert(self, leads: list[Lead]) -> list[RecordResult]:
-        inputs = [self._input(lead) for lead in leads]
-        try:
-            headers = {"Authorization": f"Bearer {self.destination.get_token()}"}
-        except SecretUnavailable as exc:
-            return [self._failed(lead, i, Outcome.AUTH, None, "NO_CREDENTIALS", str(exc)) for lead, i in zip(leads, inputs)]
-        try:
-            response = outbound.request("POST", self.url, headers=headers, json={"inputs": inputs})
-        except outbound.OutboundError as exc:
-            return [self._failed(lead, i, Outcome.TRANSIENT, None, "NETWORK", str(exc)) for lead, i in zip(leads, inputs)]
-        return self._results(leads, inputs, response)
+    # --- pushing --------------------------------------------------------------------------
 
-    def _input(self, lead: Lead) -> dict[str, Any]:
-        properties = {prop: getattr(lead, field) for field, prop in PROPERTY_MAP.items() if getattr(lead, field)}
-        # HubSpot does not promise results in input order; the key in the properties lets us
-        # match each result back to its lead.
-        properties[self.destination.upsert_property] = lead.external_id
-        return {"id": lead.external_id, "idProperty": self.destination.upsert_property, "properties": properties}
+    def upsert(self, records: list[PushRecord]) -> list[RecordResult]:
+        results: dict[str, RecordResult] = {}
+        pending = records
+        if self.destination.object_model == Destination.ObjectModel.CONTACT_COMPANY:
+            pending = self._companies(records, results)
+        if pending:
+            self._contacts(pending, results)
+        if self.destination.object_model == Destination.ObjectModel.CONTACT_COMPANY:
+            self._associate([r for r in pending if results[r.external_id].succeeded], results)
+        return [results[record.external_id] for record in records]
 
-    def _results(self, leads: list[Lead], inputs: list[dict], response: outbound.Response) -> list[RecordResult]:
-        if response.status in (200, 207) and isinstance(response.body, dict):
-            return self._per_record(leads, inputs, response)
-        outcome, retry_after = _classify(response)
-        code, message = _error(response.body)
-        return [self._failed(lead, i, outcome, response, code, message, retry_after) for lead, i in zip(leads, inputs)]
-
-    def _per_record(self, leads: list[Lead], inputs: list[dict], response: outbound.Response) -> list[RecordResult]:
-        by_key = {r.get("properties", {}).get(self.destination.upsert_property): r for r in response.body.get("results", [])}
-        results = []
-        for lead, sent in zip(leads, inputs):
-            got = by_key.get(lead.external_id)
+    def _contacts(self, records: list[PushRecord], results: dict[str, RecordResult]) -> None:
+        key = self.destination.upsert_property
+        inputs = {r.external_id: {"id": r.external_id, "idProperty": key,
+                                  "properties": {**_strings(r.fields), key: r.external_id}} for r in records}
+        answer = self._call(records, inputs, results, "POST", "/crm/v3/objects/contacts/batch/upsert",
+                            {"inputs": list(inputs.values())})
+        if answer is None:
+            return
+        by_key = {str(r.get("properties", {}).get(key)): r for r in answer.body.get("results", [])}
+        for record in records:
+            got = by_key.get(record.external_id)
             if got is None:
-                code, message = _record_error(response.body, lead.external_id)
-                results.append(self._failed(lead, sent, Outcome.PERMANENT, response, code, message))
+                code, message = _record_error(answer.body, record.external_id)
+                results[record.external_id] = _result(record, Outcome.PERMANENT, inputs, answer, code, message)
                 continue
             outcome = Outcome.CREATED if got.get("new") else Outcome.UPDATED
-            results.append(
-                RecordResult(lead, outcome, str(got["id"]), response.status, request=sent, response=got,
-                             duration_ms=response.duration_ms)
-            )
-        return results
+            company_id = results[record.external_id].company_crm_id if record.external_id in results else ""
+            results[record.external_id] = RecordResult(
+                record.lead, outcome, str(got["id"]), company_id, answer.status,
+                request=inputs[record.external_id], response=got, duration_ms=answer.duration_ms)
 
-    def _failed(self, lead: Lead, sent: dict, outcome: Outcome, response: outbound.Response | None,
-                code: str, message: str, retry_after: float | None = None) -> RecordResult:
-        return RecordResult(
-            lead, outcome, http_status=response.status if response else None, error_code=code,
-            error_message=message, retry_after=retry_after, request=sent,
-            response=response.body if response and isinstance(response.body, dict) else {},
-            duration_ms=response.duration_ms if response else 0,
-        )
+    def _companies(self, records: list[PushRecord], results: dict[str, RecordResult]) -> list[PushRecord]:
+        """Upsert each distinct company of the batch; returns the records whose company is in
+        place (or that have none). A record whose company failed takes its outcome."""
+        key = self.destination.company_upsert_property
+        with_company = [r for r in records if r.company and r.company.get(key)]
+        domains = {str(r.company[key]): r.company for r in with_company}
+        if not domains:
+            return records
+        inputs = {d: {"id": d, "idProperty": key, "properties": _strings(c)} for d, c in domains.items()}
+        company_results: dict[str, RecordResult] = {}
+        holders = [_DomainRecord(r, str(r.company[key])) for r in with_company]
+        answer = self._call(holders, {h.domain: inputs[h.domain] for h in holders}, company_results, "POST",
+                            "/crm/v3/objects/companies/batch/upsert", {"inputs": list(inputs.values())}, key_of="domain")
+        ids: dict[str, str] = {}
+        if answer is not None:
+            ids = {str(r.get("properties", {}).get(key)): str(r["id"]) for r in answer.body.get("results", [])}
+        ready = []
+        for record in records:
+            domain = str(record.company.get(key)) if record.company and record.company.get(key) else ""
+            if not domain:
+                ready.append(record)
+            elif domain in ids:
+                results[record.external_id] = RecordResult(record.lead, Outcome.UPDATED, company_crm_id=ids[domain])
+                ready.append(record)
+            else:
+                failed = company_results.get(domain)
+                if failed is None:
+                    code, message = _record_error(answer.body if answer else {}, domain)
+                    failed = RecordResult(record.lead, Outcome.PERMANENT, error_code=code, error_message=message)
+                results[record.external_id] = RecordResult(
+                    record.lead, failed.outcome, http_status=failed.http_status, error_code=failed.error_code,
+                    error_message=f"company {domain}: {failed.error_message}", retry_after=failed.retry_after,
+                    request={"company": inputs[domain]}, response=failed.response, duration_ms=failed.duration_ms)
+        return ready
+
+    def _associate(self, records: list[PushRecord], results: dict[str, RecordResult]) -> None:
+        pairs = [(r, results[r.external_id]) for r in records if results[r.external_id].company_crm_id]
+        # Known pairs were associated by an earlier push.
+        pairs = [(r, res) for r, res in pairs
+                 if not (r.crm_record_id == res.crm_record_id and r.company_crm_id == res.company_crm_id)]
+        if not pairs:
+            return
+        body = {"inputs": [{"from": {"id": res.crm_record_id}, "to": {"id": res.company_crm_id},
+                            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": CONTACT_TO_COMPANY}]}
+                           for _, res in pairs]}
+        failures: dict[str, RecordResult] = {}
+        records_only = [r for r, _ in pairs]
+        answer = self._call(records_only, {r.external_id: {} for r in records_only}, failures, "POST",
+                            "/crm/v4/associations/contact/company/batch/create", body)
+        for record, result in pairs:
+            failed = failures.get(record.external_id)
+            if failed is not None:
+                # The contact is written; only the association must be retried. Retrying the
+                # whole record is safe (upserts), so report the association's outcome.
+                failed.error_message = f"association to company: {failed.error_message}"
+                results[record.external_id] = failed
+            elif answer is not None and answer.status not in (200, 201):
+                code, message = _error(answer.body)
+                results[record.external_id] = _result(record, Outcome.TRANSIENT, {}, answer, code or "ASSOCIATION",
+                                                      f"association to company: {message}")
+
+    def _call(self, records: list, inputs: dict[str, dict], results: dict[str, RecordResult], method: str,
+              path: str, body: dict, key_of: str = "external_id") -> outbound.Response | None:
+        """One call for a batch; on a whole-call failure every record gets the outcome and
+        None is returned."""
+        def fail_all(outcome: Outcome, answer: outbound.Response | None, code: str, message: str,
+                     retry_after: float | None = None) -> None:
+            for record in records:
+                k = getattr(record, key_of)
+                results[k] = _result(record, outcome, inputs, answer, code, message, retry_after, key=k)
+
+        try:
+            answer = self._authorized(method, path, body)
+        except _AuthFailed as exc:
+            fail_all(Outcome.AUTH, exc.response, exc.code, exc.message)
+            return None
+        except outbound.OutboundError as exc:
+            fail_all(Outcome.TRANSIENT, None, "NETWORK", str(exc))
+            return None
+        if answer.status in (200, 201, 207) and isinstance(answer.body, dict):
+            return answer
+        outcome, retry_after = _classify(answer)
+        code, message = _error(answer.body)
+        fail_all(outcome, answer, code, message, retry_after)
+        return None
+
+    def _authorized(self, method: str, path: str, body: Any = None) -> outbound.Response:
+        """Call with the current token; on 401 get a new token once and call again."""
+        try:
+            token = self._token()
+            answer = outbound.request(method, self.base + path, headers=_bearer(token), json=body, via=self.session)
+            if answer.status == 401 and self.destination.auth_method == Destination.Auth.OAUTH:
+                token = self.tokens.refresh()
+                answer = outbound.request(method, self.base + path, headers=_bearer(token), json=body, via=self.session)
+        except SecretUnavailable as exc:
+            raise _AuthFailed("NO_CREDENTIALS", str(exc)) from exc
+        if answer.status == 401:
+            code, message = _error(answer.body)
+            raise _AuthFailed(code or "UNAUTHORIZED", message, answer)
+        return answer
+
+    def _token(self) -> str:
+        if self.destination.auth_method == Destination.Auth.OAUTH:
+            return self.tokens.token()
+        token = self.destination.get_token()
+        if not token:
+            raise SecretUnavailable("No HubSpot token is configured.")
+        return token
+
+    def _oauth_token(self) -> AccessToken:
+        credentials = self.destination.credentials()
+        missing = [k for k in ("client_id", "client_secret", "refresh_token") if not credentials.get(k)]
+        if missing:
+            raise SecretUnavailable(f"OAuth credentials lack {', '.join(missing)}.")
+        answer = outbound.request("POST", self.base + "/oauth/v3/token", via=self.session, data={
+            "grant_type": "refresh_token", "client_id": credentials["client_id"],
+            "client_secret": credentials["client_secret"], "refresh_token": credentials["refresh_token"]})
+        if answer.status != 200 or not isinstance(answer.body, dict) or "access_token" not in answer.body:
+            code, message = _error(answer.body)
+            raise _AuthFailed(code or "BAD_REFRESH_TOKEN", f"token refresh refused: {message}", answer)
+        expires_in = int(answer.body.get("expires_in") or 1800)
+        return AccessToken(answer.body["access_token"], timezone.now() + timedelta(seconds=expires_in))
+
+    # --- setup ----------------------------------------------------------------------------
+
+    def test_connection(self) -> str:
+        answer = self._setup_call("GET", "/crm/v3/objects/contacts?limit=1")
+        daily = answer.headers.get("X-HubSpot-RateLimit-Daily-Remaining")
+        left = f"; {int(daily):,} requests left today" if daily and daily.isdigit() else ""
+        return f"Connected to HubSpot at {self.base}: token accepted{left}."
+
+    def schema(self) -> CrmSchema:
+        company = self.destination.object_model == Destination.ObjectModel.CONTACT_COMPANY
+        return CrmSchema(primary=self._properties("contacts"), company=self._properties("companies") if company else {})
+
+    def create_fields(self, fields: list[CrmField], *, company: bool = False) -> list[str]:
+        object_type, group = ("companies", "companyinformation") if company else ("contacts", "contactinformation")
+        created = []
+        for spec in fields:
+            self._setup_call("POST", f"/crm/v3/properties/{object_type}", {
+                "name": spec.name, "label": spec.label or spec.name.replace("_", " ").capitalize(),
+                "type": "string", "fieldType": "text", "groupName": group, "hasUniqueValue": spec.unique,
+                "description": "Created by crmsync's preflight."})
+            created.append(spec.name)
+        return created
+
+    def _properties(self, object_type: str) -> dict[str, CrmField]:
+        answer = self._setup_call("GET", f"/crm/v3/properties/{object_type}")
+        fields = {}
+        for prop in answer.body.get("results", []):
+            options = tuple(str(o.get("value")) for o in prop.get("options") or [] if not o.get("hidden"))
+            enumeration = prop.get("type") == "enumeration"
+            fields[prop["name"]] = CrmField(
+                name=prop["name"], type=prop.get("type", "string"), label=prop.get("label", ""), options=options,
+                restricted=enumeration, unique=bool(prop.get("hasUniqueValue")))
+        return fields
+
+    def _setup_call(self, method: str, path: str, body: Any = None) -> outbound.Response:
+        try:
+            answer = self._authorized(method, path, body)
+        except _AuthFailed as exc:
+            raise ConnectorError(f"HubSpot refused the credentials: {exc.message}") from exc
+        except outbound.OutboundError as exc:
+            raise ConnectorError(f"HubSpot could not be reached: {exc}") from exc
+        if not 200 <= answer.status < 300:
+            code, message = _error(answer.body)
+            raise ConnectorError(f"HubSpot answered {answer.status} {code}: {message}")
+        return answer
+
+
+class _DomainRecord:
+    """A record seen from its company's side, so a company failure is reported per domain."""
+
+    def __init__(self, record: PushRecord, domain: str) -> None:
+        self.lead, self.domain = record.lead, domain
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _strings(fields: dict[str, Any]) -> dict[str, str]:
+    """HubSpot stores every property value as a string; None clears a property."""
+    return {k: ("" if v is None else ("true" if v is True else "false" if v is False else str(v))) for k, v in fields.items()}
+
+
+def _result(record: Any, outcome: Outcome, inputs: dict[str, dict], answer: outbound.Response | None, code: str,
+            message: str, retry_after: float | None = None, key: str | None = None) -> RecordResult:
+    k = key if key is not None else record.external_id
+    return RecordResult(
+        record.lead, outcome, http_status=answer.status if answer else None, error_code=code,
+        error_message=message, retry_after=retry_after, request=inputs.get(k, {}),
+        response=answer.body if answer and isinstance(answer.body, dict) else {},
+        duration_ms=answer.duration_ms if answer else 0)
 
 
 def _classify(response: outbound.Response) -> tuple[Outcome, float | None]:
     if response.status == 429:
         return Outcome.RATE_LIMITED, _retry_after(response)
-    if response.status == 401:
+    if response.status in (401, 403):
         return Outcome.AUTH, None
     if response.status in _TRANSIENT or response.status >= 500:
-        return Outcome.TRANSIENT, None
+        return Outcome.TRANSIENT, 2.0 if response.status == 423 else None  # HubSpot: wait >= 2 s on 423
     return Outcome.PERMANENT, None
 
 
 def _retry_after(response: outbound.Response) -> float:
-    if "Retry-After" in response.headers:
-        try:
-            return float(response.headers["Retry-After"])
-        except ValueError:
-            pass
+    try:
+        return float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        pass
     body = response.body if isinstance(response.body, dict) else {}
     # DAILY means stop until tomorrow's reset; the rolling window is ten seconds.
     return 3600.0 if body.get("policyName") == "DAILY" else 10.0
@@ -107,12 +289,12 @@ def _retry_after(response: outbound.Response) -> float:
 
 def _error(body: Any) -> tuple[str, str]:
     if isinstance(body, dict):
-        return str(body.get("category", "")), str(body.get("message", ""))
+        return str(body.get("category") or body.get("status") or ""), str(body.get("message", ""))
     return "", str(body)[:500]
 
 
-def _record_error(body: dict, external_id: str) -> tuple[str, str]:
+def _record_error(body: dict, key: str) -> tuple[str, str]:
     for error in body.get("errors", []):
-        if external_id in str(error.get("context", "")) or external_id in str(error.get("message", "")):
+        if key in str(error.get("context", "")) or key in str(error.get("message", "")):
             return str(error.get("category", "")), str(error.get("message", ""))
     return "MISSING_RESULT", "HubSpot returned no result for this record."

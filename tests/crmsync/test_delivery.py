@@ -44,15 +44,26 @@ def test_it_creates_the_contact_then_updates_the_same_one(sandbox_url):
     assert sent["properties"]["company"] == "Babbage & Co"
 
 
-def test_a_refused_token_keeps_the_job_for_a_later_retry(sandbox_url):
-    hubspot_destination(base_url=sandbox_url, token="wrong")
+def test_a_refused_token_pauses_the_destination_and_resuming_with_a_good_one_delivers(sandbox_url, settings):
+    destination = hubspot_destination(base_url=sandbox_url, token="wrong")
 
     job = deliver(make_lead())
 
-    assert (job.status, job.attempts) == (PushJob.Status.PENDING, 1)
-    assert job.next_attempt_at > timezone.now()
+    destination.refresh_from_db()
+    assert destination.is_paused and "INVALID_AUTHENTICATION" in destination.paused_reason
+    # Not the record's fault: it waits for the destination, and no attempt is counted.
+    assert (job.status, job.attempts) == (PushJob.Status.PENDING, 0)
     assert "INVALID_AUTHENTICATION" in job.last_error
     assert SyncLog.objects.get().http_status == 401
+    assert services.push_dispatch_due() == 0  # paused: nothing is claimed
+
+    destination.set_token(settings.SANDBOX_HUBSPOT_TOKEN)
+    destination.save()
+    services.destination_resume(destination=destination)
+    services.push_dispatch_due()
+
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (PushJob.Status.SUCCEEDED, 1)
 
 
 def test_an_unreachable_crm_is_retried_later():
@@ -83,7 +94,7 @@ def test_a_record_the_crm_refuses_waits_for_review_with_the_crms_message(sandbox
 
     job = deliver(make_lead())
 
-    assert job.status == PushJob.Status.FAILED
+    assert job.status == PushJob.Status.REVIEW
     assert "VALIDATION_ERROR" in job.last_error
     assert SyncLog.objects.get().error_code == "VALIDATION_ERROR"
 
