@@ -189,6 +189,12 @@ else:
 # The sandbox CRM answers under /sandbox/; on by default only for local (DEBUG) runs.
 SANDBOX_ENABLED = env.bool("SANDBOX_ENABLED", default=DEBUG)
 SANDBOX_HUBSPOT_TOKEN = env.str("SANDBOX_HUBSPOT_TOKEN", default="sandbox-hubspot-token")
+# The sandbox's OAuth apps: HubSpot's refresh-token grant and Salesforce's connected app.
+SANDBOX_HUBSPOT_CLIENT_ID = env.str("SANDBOX_HUBSPOT_CLIENT_ID", default="sandbox-hubspot-client-id")
+SANDBOX_HUBSPOT_CLIENT_SECRET = env.str("SANDBOX_HUBSPOT_CLIENT_SECRET", default="sandbox-hubspot-client-secret")
+SANDBOX_HUBSPOT_REFRESH_TOKEN = env.str("SANDBOX_HUBSPOT_REFRESH_TOKEN", default="sandbox-hubspot-refresh-token")
+SANDBOX_SALESFORCE_CLIENT_ID = env.str("SANDBOX_SALESFORCE_CLIENT_ID", default="sandbox-salesforce-client-id")
+SANDBOX_SALESFORCE_CLIENT_SECRET = env.str("SANDBOX_SALESFORCE_CLIENT_SECRET", default="sandbox-salesforce-client-secret")
 
 # --- HTTP and admin --------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -47,3 +47,22 @@ def record_error(category: str, message: str, context: dict[str, list[str]]) -> 
     """One failed input of a batch (HubSpot's StandardError): the batch answers 207."""
     return {"status": "error", "category": category, "message": message, "context": context,
             "errors": [], "links": {}}
+
+
+def expired_error() -> HubSpotError:
+    # What HubSpot answers for an OAuth access token past its 30 minutes.
+    return HubSpotError(401, "EXPIRED_AUTHENTICATION", "The OAuth token used to make this call expired.")
+
+
+# Injected faults: HubSpot's 5xx and 423 bodies carry the same error JSON as its 4xx.
+FAULT_CATEGORIES = {
+    423: ("LOCKED", "The record is locked by another request; retry after 2 seconds."),
+    500: ("INTERNAL_ERROR", "An internal error occurred."),
+    502: ("BAD_GATEWAY", "The upstream service did not answer in time."),
+    503: ("SERVICE_UNAVAILABLE", "The service is temporarily unavailable."),
+}
+
+
+def fault_error(status: int) -> HubSpotError:
+    category, message = FAULT_CATEGORIES[status]
+    return HubSpotError(status, category, message)

@@ -19,9 +19,23 @@ SECOND_MS = 1_000
 Window = SandboxRateWindow.Window
 
 
+# Where a CRM's defaults differ from the model's (HubSpot's are the model's).
+CRM_DEFAULTS = {
+    "hubspot": {"token_lifetime_seconds": 1800},  # HubSpot's OAuth access tokens last 30 minutes
+    # Developer Edition's daily API allocation; Salesforce's default session timeout (2 h).
+    "salesforce": {"daily_limit": 15_000, "token_lifetime_seconds": 7200},
+}
+
+
 def settings_get(*, crm: str) -> SandboxSettings:
     """The CRM's knobs; created with defaults on first use, so a flushed database still works."""
-    return SandboxSettings.objects.get_or_create(crm=crm)[0]
+    return SandboxSettings.objects.get_or_create(crm=crm, defaults=CRM_DEFAULTS.get(crm, {}))[0]
+
+
+def sequence_next(*, crm: str) -> int:
+    """The next number of the CRM's data requests (1, 2, ...), shared by every process."""
+    with transaction.atomic():
+        return _hit(crm, Window.SEQUENCE, 0)
 
 
 @dataclass(frozen=True)
@@ -63,6 +77,19 @@ def request_count(limits: SandboxSettings, *, search: bool = False) -> Usage:
 
 def _start(now_ms: int, interval_ms: int) -> int:
     return now_ms - now_ms % max(1, interval_ms)
+
+
+def daily_used(*, crm: str) -> int:
+    """Requests counted in the CRM's current daily window, without counting one more."""
+    now_ms = int(time.time() * 1000)
+    row = SandboxRateWindow.objects.filter(crm=crm, window=Window.DAILY, window_start=_start(now_ms, DAY_MS)).first()
+    return row.count if row else 0
+
+
+def daily_count(*, crm: str) -> int:
+    """Count one request in the CRM's daily window and return the window's count."""
+    with transaction.atomic():
+        return _hit(crm, Window.DAILY, _start(int(time.time() * 1000), DAY_MS))
 
 
 def _hit(crm: str, window: str, start: int) -> int:

@@ -1,4 +1,5 @@
-"""Contact property definitions and the checks HubSpot applies to property values on write.
+"""HubSpot's object types of the sandbox (contacts, companies), their property definitions and
+the checks HubSpot applies to property values on write.
 
 Built-in properties are constants rather than rows because test databases get flushed between
 tests, and a sandbox that forgot `email` would be useless.
@@ -14,7 +15,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from crmsync.sandbox.errors import HubSpotError, not_found, validation_error
-from crmsync.sandbox.models import SandboxProperty
+from crmsync.sandbox.models import SandboxCompany, SandboxContact, SandboxProperty, SandboxRecord
 
 # HubSpot computes these itself; a write to them is refused.
 SYSTEM_PROPERTIES = ("createdate", "hs_object_id", "lastmodifieddate")
@@ -24,8 +25,6 @@ MAX_UNIQUE_PROPERTIES = 10
 TYPES = {"string", "number", "date", "datetime", "enumeration", "bool"}
 FIELD_TYPES = {"textarea", "text", "date", "file", "number", "select", "radio", "checkbox",
                "booleancheckbox", "calculation_equation", "phonenumber"}
-# Properties that identify one contact although HubSpot lists them with hasUniqueValue false.
-KEY_PROPERTIES = ("email", "hs_object_id")
 REQUIRED_ON_CREATE = ("name", "label", "type", "fieldType", "groupName")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
@@ -52,13 +51,44 @@ class Problem:
     message: str
 
 
+@dataclass(frozen=True)
+class ObjectType:
+    """What differs between HubSpot's object types; everything else is shared code."""
+
+    name: str  # as in the v3 paths: "contacts"
+    singular: str  # as in the v4 association paths: "contact"
+    type_id: str  # HubSpot's object type ID: "0-1"
+    model: type[SandboxRecord]
+    built_in: dict[str, PropertyDef]
+    # Properties that identify one record although HubSpot lists them with hasUniqueValue false.
+    key_properties: tuple[str, ...]
+    # Properties the search endpoint's free-text `query` looks in.
+    query_properties: tuple[str, ...]
+
+
 def _lifecycle_options() -> tuple[dict[str, Any], ...]:
     stages = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
               "customer", "evangelist", "other")
     return tuple({"label": s, "value": s, "hidden": False, "displayOrder": i} for i, s in enumerate(stages))
 
 
-BUILT_IN: dict[str, PropertyDef] = {p.name: p for p in (
+def _system(group: str) -> tuple[PropertyDef, ...]:
+    return (PropertyDef("hs_object_id", "Record ID", type="number", field_type="number", group_name=group),
+            PropertyDef("createdate", "Create Date", type="datetime", field_type="date", group_name=group),
+            PropertyDef("lastmodifieddate", "Last Modified Date", type="datetime", field_type="date", group_name=group))
+
+
+def _external_id(group: str) -> PropertyDef:
+    # The product's upsert key, as if an admin had created it in the HubSpot portal.
+    return PropertyDef("crmsync_external_id", "crmsync external ID", group_name=group, has_unique_value=True,
+                       hubspot_defined=False, description="Stable ID set by crmsync; the key of its batch upserts.")
+
+
+def _by_name(*definitions: PropertyDef) -> dict[str, PropertyDef]:
+    return {p.name: p for p in definitions}
+
+
+CONTACT_PROPERTIES = _by_name(
     PropertyDef("email", "Email"),
     PropertyDef("firstname", "First Name"),
     PropertyDef("lastname", "Last Name"),
@@ -74,20 +104,31 @@ BUILT_IN: dict[str, PropertyDef] = {p.name: p for p in (
     PropertyDef("country", "Country/Region"),
     PropertyDef("lifecyclestage", "Lifecycle Stage", type="enumeration", field_type="radio",
                 options=_lifecycle_options()),
-    PropertyDef("hs_object_id", "Record ID", type="number", field_type="number", group_name="contact_activity"),
-    PropertyDef("createdate", "Create Date", type="datetime", field_type="date", group_name="contact_activity"),
-    PropertyDef("lastmodifieddate", "Last Modified Date", type="datetime", field_type="date",
-                group_name="contact_activity"),
-    # The product's upsert key, as if an admin had created it in the HubSpot portal.
-    PropertyDef("crmsync_external_id", "crmsync external ID", has_unique_value=True, hubspot_defined=False,
-                description="Stable lead ID set by crmsync; the key of its batch upserts."),
-)}
+    *_system("contact_activity"),
+    _external_id("contactinformation"),
+)
+COMPANY_PROPERTIES = _by_name(
+    PropertyDef("name", "Company name", group_name="companyinformation"),
+    PropertyDef("domain", "Company Domain Name", group_name="companyinformation"),
+    PropertyDef("phone", "Phone Number", field_type="phonenumber", group_name="companyinformation"),
+    PropertyDef("country", "Country/Region", group_name="companyinformation"),
+    *_system("companyinformation"),
+    _external_id("companyinformation"),
+)
+CONTACTS = ObjectType("contacts", "contact", "0-1", SandboxContact, CONTACT_PROPERTIES, ("email", "hs_object_id"),
+                      ("firstname", "lastname", "email", "phone", "company", "website"))
+COMPANIES = ObjectType("companies", "company", "0-2", SandboxCompany, COMPANY_PROPERTIES, ("hs_object_id",),
+                       ("name", "domain", "phone", "country"))
+OBJECT_TYPES = {kind.name: kind for kind in (CONTACTS, COMPANIES)}
+# The v4 associations API names object types in the singular, or by type ID.
+OBJECT_TYPE_ALIASES = {alias: kind for kind in OBJECT_TYPES.values()
+                       for alias in (kind.name, kind.singular, kind.type_id)}
 
 
-def property_definitions() -> dict[str, PropertyDef]:
-    """Every known contact property: built-in ones and those created through the API."""
-    created = {row.name: _from_row(row) for row in SandboxProperty.objects.all()}
-    return {**created, **BUILT_IN}
+def property_definitions(kind: ObjectType) -> dict[str, PropertyDef]:
+    """Every known property of the object type: built-in ones and those created through the API."""
+    created = {row.name: _from_row(row) for row in SandboxProperty.objects.filter(object_type=kind.name)}
+    return {**created, **kind.built_in}
 
 
 def _from_row(row: SandboxProperty) -> PropertyDef:
@@ -95,10 +136,10 @@ def _from_row(row: SandboxProperty) -> PropertyDef:
                        tuple(row.options), row.description, hubspot_defined=False)
 
 
-def property_get(*, name: str) -> PropertyDef:
-    found = property_definitions().get(name)
+def property_get(*, kind: ObjectType, name: str) -> PropertyDef:
+    found = property_definitions(kind).get(name)
     if found is None:
-        raise not_found(f"Unable to find property with name {name} for objectType 0-1")
+        raise not_found(f"Unable to find property with name {name} for objectType {kind.type_id}")
     return found
 
 
@@ -117,16 +158,16 @@ def property_json(prop: PropertyDef) -> dict[str, Any]:
     return body
 
 
-def identifies(prop: PropertyDef) -> bool:
-    return prop.has_unique_value or prop.name in KEY_PROPERTIES
+def identifies(kind: ObjectType, prop: PropertyDef) -> bool:
+    return prop.has_unique_value or prop.name in kind.key_properties
 
 
-def unique_property(name: str, definitions: dict[str, PropertyDef]) -> PropertyDef:
-    """The property an idProperty names; only unique ones can identify a contact."""
+def unique_property(kind: ObjectType, name: str, definitions: dict[str, PropertyDef]) -> PropertyDef:
+    """The property an idProperty names; only unique ones can identify a record."""
     prop = definitions.get(name)
-    if prop is None or not identifies(prop):
-        raise validation_error(f"{name} is not a unique property of contacts; idProperty must be email, "
-                               "hs_object_id or a property with hasUniqueValue.")
+    if prop is None or not identifies(kind, prop):
+        raise validation_error(f"{name} is not a unique property of {kind.name}; idProperty must be "
+                               f"{' or '.join(kind.key_properties)} or a property with hasUniqueValue.")
     return prop
 
 
@@ -199,15 +240,15 @@ def property_errors(problems: list[Problem]) -> HubSpotError:
 
 # --- creating properties ----------------------------------------------------------------------
 
-def property_create(*, data: dict[str, Any]) -> PropertyDef:
-    _check_new_property(data)
+def property_create(*, kind: ObjectType, data: dict[str, Any]) -> PropertyDef:
+    _check_new_property(kind, data)
     row = SandboxProperty(
-        name=data["name"], label=str(data["label"]), type=data["type"], field_type=data["fieldType"],
+        object_type=kind.name, name=data["name"], label=str(data["label"]), type=data["type"], field_type=data["fieldType"],
         group_name=str(data["groupName"]), description=str(data.get("description") or ""),
         options=_options(data.get("options")), has_unique_value=data.get("hasUniqueValue") is True,
     )
     with transaction.atomic():
-        if row.has_unique_value and _unique_count() >= MAX_UNIQUE_PROPERTIES:
+        if row.has_unique_value and _unique_count(kind) >= MAX_UNIQUE_PROPERTIES:
             raise validation_error(f"An object can have at most {MAX_UNIQUE_PROPERTIES} unique value properties.")
         try:
             with transaction.atomic():
@@ -217,7 +258,7 @@ def property_create(*, data: dict[str, Any]) -> PropertyDef:
     return _from_row(row)
 
 
-def _check_new_property(data: dict[str, Any]) -> None:
+def _check_new_property(kind: ObjectType, data: dict[str, Any]) -> None:
     missing = [key for key in REQUIRED_ON_CREATE if data.get(key) in (None, "")]
     if missing:
         raise validation_error("Invalid input JSON: Cannot build PropertyCreate, some of required attributes "
@@ -227,7 +268,7 @@ def _check_new_property(data: dict[str, Any]) -> None:
                                "and underscores, starting with a letter.")
     if str(data["type"]) not in TYPES or str(data["fieldType"]) not in FIELD_TYPES:
         raise validation_error(f"Invalid property type {data['type']!r} or fieldType {data['fieldType']!r}.")
-    if data["name"] in property_definitions():
+    if data["name"] in property_definitions(kind):
         raise _exists(data["name"])
 
 
@@ -241,9 +282,9 @@ def _options(raw: Any) -> list[dict[str, Any]]:
             for i, o in enumerate(raw)]
 
 
-def _unique_count() -> int:
-    built_in = sum(1 for p in BUILT_IN.values() if p.has_unique_value and not p.hubspot_defined)
-    return built_in + SandboxProperty.objects.filter(has_unique_value=True).count()
+def _unique_count(kind: ObjectType) -> int:
+    built_in = sum(1 for p in kind.built_in.values() if p.has_unique_value and not p.hubspot_defined)
+    return built_in + SandboxProperty.objects.filter(object_type=kind.name, has_unique_value=True).count()
 
 
 def _exists(name: str) -> HubSpotError:

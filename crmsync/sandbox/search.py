@@ -1,4 +1,4 @@
-"""POST /crm/v3/objects/contacts/search, filtered in Python over the stored values.
+"""POST /crm/v3/objects/{contacts|companies}/search, filtered in Python over the stored values.
 
 Semantics follow HubSpot's search guide: filters in a group are ANDed, groups are ORed, string
 comparisons ignore case, dates compare as epoch milliseconds, `after` is an offset, and no query
@@ -12,15 +12,13 @@ import re
 from typing import Any, Callable
 
 from crmsync.sandbox.errors import validation_error
-from crmsync.sandbox.models import SandboxContact
-from crmsync.sandbox.properties import PropertyDef, property_definitions
-from crmsync.sandbox.services import contact_json, contact_values, requested_properties
+from crmsync.sandbox.models import SandboxRecord
+from crmsync.sandbox.properties import ObjectType, PropertyDef, property_definitions
+from crmsync.sandbox.services import record_json, record_values, requested_properties
 
 MAX_LIMIT = 200
 MAX_RESULTS = 10_000
 MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 6, 18
-# Properties HubSpot's free-text `query` looks in for contacts.
-QUERY_PROPERTIES = ("firstname", "lastname", "email", "phone", "company", "website")
 TOKEN_SPLIT = re.compile(r"[\s@.,;:/_\-]+")
 
 Values = dict[str, str]
@@ -44,18 +42,19 @@ class SearchPage:
     next_after: str | None
 
 
-def contacts_search(*, body: dict[str, Any]) -> SearchPage:
-    definitions = property_definitions()
+def records_search(kind: ObjectType, *, body: dict[str, Any]) -> SearchPage:
+    definitions = property_definitions(kind)
     groups = _groups(body.get("filterGroups") or [], definitions)
     limit, offset = _limit(body.get("limit", 10)), _offset(body.get("after"))
     if offset + limit > MAX_RESULTS:
         raise validation_error(f"Search results are limited to {MAX_RESULTS} records per query.")
     query = str(body.get("query") or "").strip().casefold()
-    rows = [(row, contact_values(row)) for row in SandboxContact.objects.filter(archived=False).order_by("pk")]
-    hits = [(row, values) for row, values in rows if _group_match(groups, values) and _query_match(query, values)]
+    rows = [(row, record_values(row)) for row in kind.model.objects.filter(archived=False).order_by("pk")]
+    hits = [(row, values) for row, values in rows
+            if _group_match(groups, values) and _query_match(query, values, kind.query_properties)]
     hits = _sorted(hits, body.get("sorts") or [])
     wanted = requested_properties(_names(body.get("properties")), definitions)
-    page = [contact_json(row, wanted=wanted) for row, _ in hits[offset: offset + limit]]
+    page = [record_json(row, wanted=wanted) for row, _ in hits[offset: offset + limit]]
     more = offset + limit < min(len(hits), MAX_RESULTS)
     return SearchPage(len(hits), page, str(offset + limit) if more else None)
 
@@ -123,8 +122,8 @@ def _group_match(groups: list[list[Filter]], values: Values) -> bool:
     return not groups or any(all(f.matches(values) for f in group) for group in groups)
 
 
-def _query_match(query: str, values: Values) -> bool:
-    return not query or any(query in (values.get(name) or "").casefold() for name in QUERY_PROPERTIES)
+def _query_match(query: str, values: Values, names: tuple[str, ...]) -> bool:
+    return not query or any(query in (values.get(name) or "").casefold() for name in names)
 
 
 def comparable(value: Any) -> tuple[int, Any]:
@@ -184,7 +183,7 @@ NEEDS = {"EQ": ("value",), "NEQ": ("value",), "LT": ("value",), "LTE": ("value",
 
 # --- order ------------------------------------------------------------------------------------
 
-def _sorted(hits: list[tuple[SandboxContact, Values]], sorts: Any) -> list[tuple[SandboxContact, Values]]:
+def _sorted(hits: list[tuple[SandboxRecord, Values]], sorts: Any) -> list[tuple[SandboxRecord, Values]]:
     """HubSpot accepts sorts as ["-createdate"] strings or {"propertyName", "direction"} objects."""
     if not isinstance(sorts, list):
         raise validation_error("Invalid input JSON: sorts must be a list.")

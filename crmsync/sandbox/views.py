@@ -1,8 +1,9 @@
-"""HubSpot's contacts and properties API over the sandbox's own tables.
+"""HubSpot's objects (contacts, companies), properties, associations and OAuth APIs over the
+sandbox's own tables.
 
 Each handler parses, calls one service and shapes the answer. `endpoint` adds what every
-HubSpot call has: the bearer token, the rate limits and their headers, the error JSON, and the
-reply delay a demo or test can set.
+HubSpot data call has: the bearer token, the rate limits and their headers, the error JSON, the
+reply delay a demo or test can set, the injected faults and the request log.
 """
 
 import hmac
@@ -16,33 +17,48 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from crmsync.sandbox import properties, services
-from crmsync.sandbox.errors import HubSpotError, auth_error, not_found, validation_error
+from crmsync.sandbox import associations, oauth, properties, services
+from crmsync.sandbox.errors import (
+    HubSpotError, auth_error, expired_error, fault_error, not_found, rate_limit_error, validation_error,
+)
+from crmsync.sandbox.faults import FaultDecision, fault_call, fault_decide, fault_finish, no_faults, request_log_record
 from crmsync.sandbox.limits import Usage, request_count, settings_get
-from crmsync.sandbox.search import contacts_search
-from crmsync.sandbox.services import BatchOutcome, contact_json, iso
+from crmsync.sandbox.properties import OBJECT_TYPE_ALIASES, OBJECT_TYPES, ObjectType
+from crmsync.sandbox.search import records_search
+from crmsync.sandbox.services import BatchOutcome, iso, record_json
+from crmsync.sandbox.tokens import TokenState, bearer_token, token_state
 
+CRM = services.CRM
 LIST_LIMIT_MAX = 100
 Handler = Callable[..., JsonResponse]
+WRITES = frozenset({"POST", "PATCH", "PUT"})
 
 
-def endpoint(*, writes: frozenset[str] = frozenset(), search: bool = False, **handlers: Handler) -> Callable:
+def endpoint(*, writes: frozenset[str] = frozenset(), search: bool = False, faulty: bool = True,
+             **handlers: Handler) -> Callable:
     """A view answering the given methods (GET=..., POST=...) the way HubSpot does."""
 
     @csrf_exempt
-    @transaction.non_atomic_requests  # services commit their writes before any reply delay
+    @transaction.non_atomic_requests  # services commit their writes before any reply delay or lost reply
     def view(request: HttpRequest, **kwargs: Any) -> HttpResponse:
-        if not _authorized(request):
-            return _error_response(auth_error())  # HubSpot sends no rate-limit headers with a 401
-        limits = settings_get(crm=services.CRM)
-        usage = request_count(limits, search=search)
-        response = _answer(request, usage, handlers, kwargs)
-        for name, value in usage.headers().items():
-            response[name] = value
-        if request.method in writes and response.status_code < 300 and limits.reply_delay_ms:
-            # The write is committed: a client that gives up now has lost only the reply.
-            time.sleep(limits.reply_delay_ms / 1000)
-        return response
+        started = timezone.now()
+        decision = no_faults()
+        state = _token_state(request)
+        if state is not TokenState.VALID:
+            response = _error_response(expired_error() if state is TokenState.EXPIRED else auth_error())
+        else:  # HubSpot sends no rate-limit headers with a 401
+            limits = settings_get(crm=CRM)
+            usage = request_count(limits, search=search)
+            decision = fault_decide(crm=CRM) if faulty and usage.refusal() is None else no_faults()
+            response = fault_call(decision, refuse=_fault_response, run=lambda: _answer(request, usage, handlers, kwargs))
+            for name, value in usage.headers().items():
+                response[name] = value
+            if request.method in writes and response.status_code < 300 and limits.reply_delay_ms:
+                # The write is committed: a client that gives up now has lost only the reply.
+                time.sleep(limits.reply_delay_ms / 1000)
+        request_log_record(crm=CRM, request=request, status=response.status_code, fault=decision.logged_kind(),
+                           started_at=started)
+        return fault_finish(request, decision, response)
 
     return view
 
@@ -60,10 +76,21 @@ def _answer(request: HttpRequest, usage: Usage, handlers: dict[str, Handler], kw
         return _error_response(exc)
 
 
-def _authorized(request: HttpRequest) -> bool:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+def _token_state(request: HttpRequest) -> TokenState:
+    """The static private-app token, or an access token the OAuth endpoint issued."""
+    token = bearer_token(request.headers.get("Authorization", ""))
     expected = settings.SANDBOX_HUBSPOT_TOKEN
-    return scheme.lower() == "bearer" and bool(expected) and hmac.compare_digest(token.strip().encode(), expected.encode())
+    if token and expected and hmac.compare_digest(token.encode(), expected.encode()):
+        return TokenState.VALID
+    return token_state(crm=CRM, token=token)
+
+
+def _fault_response(decision: FaultDecision) -> JsonResponse:
+    if decision.kind == "rate_limit":
+        response = _error_response(rate_limit_error("TEN_SECONDLY_ROLLING"))
+        response["Retry-After"] = "1"
+        return response
+    return _error_response(fault_error(423 if decision.kind == "lock" else decision.error_status))
 
 
 def _error_response(error: HubSpotError) -> JsonResponse:
@@ -102,14 +129,19 @@ def _int_param(request: HttpRequest, name: str, default: int) -> int:
     return int(value)
 
 
-# --- contacts ---------------------------------------------------------------------------------
+# --- objects ----------------------------------------------------------------------------------
+# Every handler gets the URL's object type ("contacts", "companies") first.
 
-def _contacts_list(request: HttpRequest) -> JsonResponse:
+def _kind(object_type: str) -> ObjectType:
+    return OBJECT_TYPES[object_type]  # the URL pattern admits only known names
+
+
+def _records_list(request: HttpRequest, object_type: str) -> JsonResponse:
     limit = min(_int_param(request, "limit", 10), LIST_LIMIT_MAX)  # HubSpot caps the page size at 100
     if limit < 1:
         raise validation_error("limit must be at least 1.")
-    results, next_after = services.contacts_page(limit=limit, after=_int_param(request, "after", 0),
-                                                 properties=_names(request), archived=_archived(request))
+    results, next_after = services.records_page(_kind(object_type), limit=limit, after=_int_param(request, "after", 0),
+                                                properties=_names(request), archived=_archived(request))
     body: dict[str, Any] = {"results": results}
     if next_after:
         body["paging"] = {"next": {"after": next_after, "link": _next_link(request, next_after)}}
@@ -122,38 +154,54 @@ def _next_link(request: HttpRequest, after: str) -> str:
     return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
 
-def _contact_create(request: HttpRequest) -> JsonResponse:
-    contact = services.contact_create(properties=_json(request).get("properties", {}))
-    return JsonResponse(contact_json(contact), status=201)
+def _record_create(request: HttpRequest, object_type: str) -> JsonResponse:
+    record = services.record_create(_kind(object_type), properties=_json(request).get("properties", {}))
+    return JsonResponse(record_json(record), status=201)
 
 
-def _contact_read(request: HttpRequest, contact_id: str) -> JsonResponse:
-    contact = services.contact_get(key=contact_id, id_property=request.GET.get("idProperty"),
-                                   properties=_names(request), archived=_archived(request))
-    return JsonResponse(contact)
+def _record_read(request: HttpRequest, object_type: str, record_id: str) -> JsonResponse:
+    record = services.record_get(_kind(object_type), key=record_id, id_property=request.GET.get("idProperty"),
+                                 properties=_names(request), archived=_archived(request))
+    return JsonResponse(record)
 
 
-def _batch_read(request: HttpRequest) -> JsonResponse:
+def _record_update(request: HttpRequest, object_type: str, record_id: str) -> JsonResponse:
+    record = services.record_update(_kind(object_type), key=record_id, id_property=request.GET.get("idProperty"),
+                                    properties=_json(request).get("properties", {}))
+    return JsonResponse(record_json(record))
+
+
+def _batch_read(request: HttpRequest, object_type: str) -> JsonResponse:
     body = _json(request)
-    outcome = services.contacts_batch_read(inputs=body.get("inputs"), id_property=body.get("idProperty"),
-                                           properties=body.get("properties", []), archived=_archived(request))
+    outcome = services.records_batch_read(_kind(object_type), inputs=body.get("inputs"),
+                                          id_property=body.get("idProperty"), properties=body.get("properties", []),
+                                          archived=_archived(request))
     return _batch_response(outcome)
 
 
-def _batch_upsert(request: HttpRequest) -> JsonResponse:
-    return _batch_response(services.contacts_upsert(inputs=_json(request).get("inputs")))
+def _batch_create(request: HttpRequest, object_type: str) -> JsonResponse:
+    outcome = services.records_batch_create(_kind(object_type), inputs=_json(request).get("inputs"))
+    return _batch_response(outcome, status=201)
 
 
-def _batch_response(outcome: BatchOutcome) -> JsonResponse:
+def _batch_update(request: HttpRequest, object_type: str) -> JsonResponse:
+    return _batch_response(services.records_batch_update(_kind(object_type), inputs=_json(request).get("inputs")))
+
+
+def _batch_upsert(request: HttpRequest, object_type: str) -> JsonResponse:
+    return _batch_response(services.records_upsert(_kind(object_type), inputs=_json(request).get("inputs")))
+
+
+def _batch_response(outcome: BatchOutcome, status: int = 200) -> JsonResponse:
     body = {"status": "COMPLETE", "results": outcome.results, "startedAt": iso(outcome.started_at),
             "completedAt": iso(timezone.now())}
     if not outcome.errors:
-        return JsonResponse(body)
+        return JsonResponse(body, status=status)
     return JsonResponse({**body, "numErrors": len(outcome.errors), "errors": outcome.errors}, status=207)
 
 
-def _search(request: HttpRequest) -> JsonResponse:
-    page = contacts_search(body=_json(request))
+def _search(request: HttpRequest, object_type: str) -> JsonResponse:
+    page = records_search(_kind(object_type), body=_json(request))
     body: dict[str, Any] = {"total": page.total, "results": page.results}
     if page.next_after:
         body["paging"] = {"next": {"after": page.next_after}}
@@ -162,28 +210,85 @@ def _search(request: HttpRequest) -> JsonResponse:
 
 # --- properties -------------------------------------------------------------------------------
 
-def _properties_list(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"results": [properties.property_json(p) for p in properties.property_definitions().values()]})
+def _properties_list(request: HttpRequest, object_type: str) -> JsonResponse:
+    definitions = properties.property_definitions(_kind(object_type))
+    return JsonResponse({"results": [properties.property_json(p) for p in definitions.values()]})
 
 
-def _property_read(request: HttpRequest, name: str) -> JsonResponse:
-    return JsonResponse(properties.property_json(properties.property_get(name=name)))
+def _property_read(request: HttpRequest, object_type: str, name: str) -> JsonResponse:
+    return JsonResponse(properties.property_json(properties.property_get(kind=_kind(object_type), name=name)))
 
 
-def _property_create(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(properties.property_json(properties.property_create(data=_json(request))), status=201)
+def _property_create(request: HttpRequest, object_type: str) -> JsonResponse:
+    created = properties.property_create(kind=_kind(object_type), data=_json(request))
+    return JsonResponse(properties.property_json(created), status=201)
+
+
+# --- associations (v4) ------------------------------------------------------------------------
+
+def _association_kind(name: str) -> ObjectType:
+    kind = OBJECT_TYPE_ALIASES.get(name)
+    if kind is None:
+        raise validation_error(f"Unknown object type {name!r}; the sandbox associates contacts and companies.")
+    return kind
+
+
+def _association_default(request: HttpRequest, from_type: str, from_id: str, to_type: str, to_id: str) -> JsonResponse:
+    started = timezone.now()
+    results = associations.association_default_create(
+        from_kind=_association_kind(from_type), from_id=from_id, to_kind=_association_kind(to_type), to_id=to_id)
+    return JsonResponse({"status": "COMPLETE", "results": results, "startedAt": iso(started),
+                         "completedAt": iso(timezone.now())})
+
+
+def _associations_batch_create(request: HttpRequest, from_type: str, to_type: str) -> JsonResponse:
+    outcome = associations.associations_batch_create(
+        from_kind=_association_kind(from_type), to_kind=_association_kind(to_type), inputs=_json(request).get("inputs"))
+    return _batch_response(outcome, status=201)
+
+
+def _associations_list(request: HttpRequest, from_type: str, from_id: str, to_type: str) -> JsonResponse:
+    limit = _int_param(request, "limit", associations.PAGE_MAX)
+    if not 0 < limit <= associations.PAGE_MAX:
+        raise validation_error(f"limit must be between 1 and {associations.PAGE_MAX}.")
+    results, next_after = associations.associations_list(
+        from_kind=_association_kind(from_type), from_id=from_id, to_kind=_association_kind(to_type),
+        limit=limit, after=_int_param(request, "after", 0))
+    body: dict[str, Any] = {"results": results}
+    if next_after:
+        body["paging"] = {"next": {"after": next_after, "link": _next_link(request, next_after)}}
+    return JsonResponse(body)
 
 
 def _unknown(request: HttpRequest, **kwargs: Any) -> JsonResponse:
     raise not_found(f"The sandbox CRM has no endpoint at {request.path}")
 
 
-POST_WRITES = frozenset({"POST"})
-contacts = endpoint(GET=_contacts_list, POST=_contact_create, writes=POST_WRITES)
-contact = endpoint(GET=_contact_read)
-contacts_batch_read = endpoint(POST=_batch_read)
-contacts_batch_upsert = endpoint(POST=_batch_upsert, writes=POST_WRITES)
-contacts_search_view = endpoint(POST=_search, search=True)
-contact_properties = endpoint(GET=_properties_list, POST=_property_create, writes=POST_WRITES)
-contact_property = endpoint(GET=_property_read)
+# --- OAuth ------------------------------------------------------------------------------------
+
+@csrf_exempt
+@transaction.non_atomic_requests
+def oauth_token(request: HttpRequest) -> JsonResponse:
+    """POST /oauth/v3/token: a refresh token for an access token. No faults, limits or log:
+    only data calls get those."""
+    if request.method != "POST":
+        return JsonResponse({"status": "error", "message": "Use POST."}, status=405)
+    try:
+        return JsonResponse(oauth.hubspot_token_refresh(form=request.POST))
+    except oauth.OAuthError as exc:
+        return JsonResponse(exc.body, status=exc.status)
+
+
+records = endpoint(GET=_records_list, POST=_record_create, writes=WRITES)
+record = endpoint(GET=_record_read, PATCH=_record_update, writes=WRITES)
+records_batch_read = endpoint(POST=_batch_read)
+records_batch_create = endpoint(POST=_batch_create, writes=WRITES)
+records_batch_update = endpoint(POST=_batch_update, writes=WRITES)
+records_batch_upsert = endpoint(POST=_batch_upsert, writes=WRITES)
+records_search_view = endpoint(POST=_search, search=True)
+object_properties = endpoint(GET=_properties_list, POST=_property_create, writes=WRITES)
+object_property = endpoint(GET=_property_read)
+association_default = endpoint(PUT=_association_default, writes=WRITES)
+associations_batch_create = endpoint(POST=_associations_batch_create, writes=WRITES)
+associations_list = endpoint(GET=_associations_list)
 unknown = endpoint(**{method: _unknown for method in ("GET", "POST", "PUT", "PATCH", "DELETE")})
