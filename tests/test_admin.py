@@ -43,13 +43,23 @@ def test_every_model_has_a_working_admin_list(operator):
         assert operator.get(f"/admin/{path}/").status_code == 200, path
 
 
+def destination_form(**values) -> dict:
+    """The destination admin's add form as a browser posts it (with an empty field-map inline)."""
+    return {
+        "name": "HubSpot prod", "kind": "hubspot", "auth_method": "private_app", "base_url": "https://api.hubapi.com",
+        "api_version": "62.0", "object_model": "contact", "upsert_property": "crmsync_external_id",
+        "company_upsert_property": "crmsync_domain", "credentials_env": "", "http_method": "POST", "headers": "{}",
+        "body_template": "", "signature_header": "", "rate_limit_requests": "100", "rate_limit_window_seconds": "10",
+        "daily_budget": "250000", "batch_size": "", "changed_fields_only": "on", "is_active": "on",
+        "fields-TOTAL_FORMS": "0", "fields-INITIAL_FORMS": "0", "fields-MIN_NUM_FORMS": "0", "fields-MAX_NUM_FORMS": "1000",
+        **values,
+    }
+
+
 def test_a_destination_token_is_stored_encrypted_and_never_shown_again(operator):
     from crmsync.models import Destination
 
-    answer = operator.post("/admin/crmsync/destination/add/", {
-        "name": "HubSpot prod", "kind": "hubspot", "base_url": "https://api.hubapi.com",
-        "upsert_property": "crmsync_external_id", "credentials_env": "", "token": "pat-na1-secret", "is_active": "on",
-    })
+    answer = operator.post("/admin/crmsync/destination/add/", destination_form(token="pat-na1-secret"))
 
     assert answer.status_code == 302
     destination = Destination.objects.get()
