@@ -1,0 +1,387 @@
+"""Salesforce Leads, or Contacts with their Accounts, through sObject Collections upserts keyed
+on External ID fields (see CRM_CONTRACTS.md, Salesforce).
+
+simple-salesforce makes the REST calls, given our DestinationSession, so every call takes a slot
+of the destination's shared budget. We ask for the token ourselves: its login helpers only know
+https://{login,test}.salesforce.com, while a destination names its own My Domain (or the
+sandbox). One collections call carries up to 200 records, and Salesforce answers per record in
+request order, so one refused record never holds back the others (allOrNone: false).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+import time
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from django.conf import settings
+import jwt
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
+
+from crmsync import outbound
+from crmsync.connectors.auth import AccessToken, TokenProvider
+from crmsync.connectors.base import ConnectorError, CrmField, CrmSchema, Outcome, PushRecord, RecordResult
+from crmsync.models import Destination
+from crmsync.outbound import DestinationSession
+from crmsync.secrets import SecretUnavailable
+
+T = TypeVar("T")
+
+DEFAULT_API_VERSION = "62.0"  # collections upsert needs >= 46.0
+# Salesforce sends no Retry-After with REQUEST_LIMIT_EXCEEDED (a rolling 24-hour allocation).
+DEFAULT_RETRY_AFTER_SECONDS = 60.0
+# Per-record codes worth another try; every other record error is the data's fault.
+_RECORD_TRANSIENT = {"UNABLE_TO_LOCK_ROW"}
+_RECORD_RATE_LIMITED = {"REQUEST_LIMIT_EXCEEDED"}
+_JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+@dataclass(eq=False)  # exceptions stay hashable
+class CallFailed(Exception):
+    """A whole call (token or REST) failed; every record it carried gets this outcome."""
+
+    outcome: Outcome
+    code: str
+    message: str
+    http_status: int | None = None
+    body: Any = None
+    retry_after: float | None = None
+    duration_ms: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" if self.code else self.message
+
+
+@dataclass
+class _Answer:
+    body: Any
+    http_status: int | None
+    duration_ms: int
+
+
+class SalesforceConnector:
+    max_batch = 200  # sObject Collections' limit per call
+
+    def __init__(self, destination: Destination, session: DestinationSession) -> None:
+        self.destination = destination
+        self.session = session
+        self.tokens = TokenProvider(destination, self._fetch_token)
+        self._last_status: int | None = None
+        session.hooks["response"].append(self._remember_status)
+
+    # --- the Connector protocol ---
+
+    def upsert(self, records: list[PushRecord]) -> list[RecordResult]:
+        if not records:
+            return []
+        if self.destination.object_model == Destination.ObjectModel.CONTACT_ACCOUNT:
+            return self._upsert_contacts_with_accounts(records)
+        sent = [self._sobject("Lead", self.destination.upsert_property, r.external_id, r.fields) for r in records]
+        return self._upsert_collection("Lead", self.destination.upsert_property, records, sent)
+
+    def test_connection(self) -> str:
+        answer = self._for_person(lambda: self._call("GET", "limits"))
+        daily = answer.body.get("DailyApiRequests", {}) if isinstance(answer.body, dict) else {}
+        instance = urlsplit(self._instance_url()).netloc
+        left, allocation = daily.get("Remaining"), daily.get("Max")
+        if not (isinstance(left, int) and isinstance(allocation, int)):
+            return f"Connected to {instance}"
+        return f"Connected to {instance}: {left:,} of {allocation:,} daily API requests left"
+
+    def schema(self) -> CrmSchema:
+        contacts = self.destination.object_model == Destination.ObjectModel.CONTACT_ACCOUNT
+        primary = self._describe("Contact" if contacts else "Lead")
+        return CrmSchema(primary=primary, company=self._describe("Account") if contacts else {})
+
+    def create_fields(self, fields: list[CrmField], *, company: bool = False) -> list[str]:
+        raise NotImplementedError("Salesforce custom fields are created in Setup")
+
+    # --- Contacts and Accounts ---
+
+    def _upsert_contacts_with_accounts(self, records: list[PushRecord]) -> list[RecordResult]:
+        key = self.destination.company_upsert_property
+        by_domain = self._upsert_accounts(records)
+        accounts = [by_domain.get(_domain(record, key)) for record in records]  # None: no Account
+        # A Contact whose Account failed is not sent: it would land without its Account.
+        ready = [i for i, account in enumerate(accounts) if account is None or account.succeeded]
+        sent = [self._sobject("Contact", self.destination.upsert_property, records[i].external_id,
+                              _with_account_id(records[i].fields, accounts[i])) for i in ready]
+        pushed = dict(zip(ready, self._upsert_collection("Contact", self.destination.upsert_property,
+                                                         [records[i] for i in ready], sent)))
+        return [_with_account(pushed[i], accounts[i], record) if i in pushed else _as_account_failure(record, accounts[i])
+                for i, record in enumerate(records)]
+
+    def _upsert_accounts(self, records: list[PushRecord]) -> dict[str, RecordResult]:
+        """One collections call for the batch's distinct Accounts; each result keyed by domain."""
+        key = self.destination.company_upsert_property
+        accounts = _distinct_accounts(records, key)  # domain -> Account fields, in batch order
+        if not accounts:
+            return {}
+        first_record = {}
+        for record in records:
+            first_record.setdefault(_domain(record, key), record)
+        sent = [self._sobject("Account", key, domain, fields) for domain, fields in accounts.items()]
+        results = self._upsert_collection("Account", key, [first_record[d] for d in accounts], sent)
+        return dict(zip(accounts, results))
+
+    # --- one collections upsert ---
+
+    def _upsert_collection(self, sobject: str, key: str, records: list[PushRecord],
+                           sent: list[dict[str, Any]]) -> list[RecordResult]:
+        if not records:
+            return []
+        path = f"composite/sobjects/{sobject}/{key}"
+        try:
+            answer = self._call("PATCH", path, json={"allOrNone": False, "records": sent})
+        except CallFailed as failure:
+            return [_failed(record, one, failure) for record, one in zip(records, sent)]
+        got = answer.body if isinstance(answer.body, list) else []
+        return [_classified(record, one, got[i] if i < len(got) else None, answer)
+                for i, (record, one) in enumerate(zip(records, sent))]
+
+    @staticmethod
+    def _sobject(sobject: str, key: str, key_value: str, fields: dict[str, Any]) -> dict[str, Any]:
+        # The key goes last so a field map can never send another value under it.
+        return {"attributes": {"type": sobject}, **fields, key: key_value}
+
+    # --- REST calls: token, one refresh on INVALID_SESSION_ID, errors as CallFailed ---
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> _Answer:
+        started, self._last_status = time.monotonic(), None
+        try:
+            try:
+                body = self._client(self._token()).restful(path, method=method, **kwargs)
+            except SalesforceExpiredSession:
+                # INVALID_SESSION_ID: the token expired or was revoked. One new token, one retry;
+                # a second refusal is an auth failure.
+                body = self._client(self._refresh()).restful(path, method=method, **kwargs)
+        except SalesforceError as exc:
+            raise _call_failed(exc, _ms_since(started)) from exc
+        except requests.exceptions.JSONDecodeError as exc:  # an answer, but not Salesforce's JSON
+            raise CallFailed(Outcome.TRANSIENT, "BAD_RESPONSE", f"The answer is not JSON: {exc}",
+                             self._last_status, duration_ms=_ms_since(started)) from exc
+        except requests.RequestException as exc:  # no answer: refused, reset, timed out
+            raise CallFailed(Outcome.TRANSIENT, "NETWORK", f"{type(exc).__name__}: {exc}",
+                             duration_ms=_ms_since(started)) from exc
+        return _Answer(body, self._last_status, _ms_since(started))
+
+    def _client(self, token: str) -> Salesforce:
+        version = (self.destination.api_version or DEFAULT_API_VERSION).lstrip("vV")
+        return Salesforce(instance_url=self._instance_url(), session_id=token, session=self.session,
+                          version=version, object_pairs_hook=dict)
+
+    def _instance_url(self) -> str:
+        return self.destination.instance_url or self.destination.base_url
+
+    def _remember_status(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        # simple-salesforce returns parsed bodies only; the status is for the sync log.
+        self._last_status = response.status_code
+
+    def _token(self) -> str:
+        return self._guarded(self.tokens.token)
+
+    def _refresh(self) -> str:
+        return self._guarded(self.tokens.refresh)
+
+    def _guarded(self, get: Callable[[], str]) -> str:
+        try:
+            token = get()
+        except SecretUnavailable as exc:
+            raise CallFailed(Outcome.AUTH, "NO_CREDENTIALS", str(exc)) from exc
+        self._allow_plain_http_instance()
+        return token
+
+    def _allow_plain_http_instance(self) -> None:
+        # A destination configured over plain HTTP (the built-in sandbox) gets its instance URL
+        # with the token, after the session was built; never downgrade an https destination.
+        if urlsplit(self.destination.base_url).scheme == "http":
+            outbound._allow_plain_http(self.session, self.destination.instance_url)
+
+    # --- OAuth (server to server) ---
+
+    def _fetch_token(self) -> AccessToken:
+        credentials = self.destination.credentials()
+        if self.destination.auth_method == Destination.Auth.JWT_BEARER:
+            form = self._jwt_form(credentials)
+        else:
+            form = _require(credentials, "client_id", "client_secret")
+            form = {"grant_type": "client_credentials", **form}
+        url = self.destination.base_url.rstrip("/") + "/services/oauth2/token"
+        try:
+            answer = outbound.request("POST", url, data=form, via=self.session)
+        except outbound.OutboundError as exc:
+            raise CallFailed(Outcome.TRANSIENT, "NETWORK", f"Token request failed: {exc}") from exc
+        body = answer.body if isinstance(answer.body, dict) else {}
+        if answer.ok and body.get("access_token"):
+            # Salesforce states no expiry (the org's session timeout applies): keep the token
+            # until it is refused.
+            return AccessToken(body["access_token"], None, body.get("instance_url", ""))
+        outcome = Outcome.TRANSIENT if answer.status >= 500 or answer.status in (408, 429) else Outcome.AUTH
+        message = body.get("error_description") or str(answer.body)[:500] or f"HTTP {answer.status}"
+        raise CallFailed(outcome, str(body.get("error") or f"HTTP_{answer.status}"), f"Token refused: {message}",
+                         answer.status, answer.body, duration_ms=answer.duration_ms)
+
+    def _jwt_form(self, credentials: dict[str, str]) -> dict[str, str]:
+        values = _require(credentials, "client_id", "username", "private_key")
+        claims = {"iss": values["client_id"], "sub": values["username"], "aud": jwt_audience(self.destination.base_url),
+                  "exp": int(time.time()) + 180}
+        try:
+            assertion = jwt.encode(claims, values["private_key"], algorithm="RS256")
+        except (ValueError, TypeError, jwt.PyJWTError) as exc:
+            raise CallFailed(Outcome.AUTH, "INVALID_PRIVATE_KEY", f"The private key cannot sign: {exc}") from exc
+        return {"grant_type": _JWT_GRANT, "assertion": assertion}
+
+    # --- schema and connection checks (errors for a person) ---
+
+    def _describe(self, sobject: str) -> dict[str, CrmField]:
+        answer = self._for_person(lambda: self._call("GET", f"sobjects/{sobject}/describe"))
+        fields = answer.body.get("fields", []) if isinstance(answer.body, dict) else []
+        return {field["name"]: _crm_field(field) for field in fields if field.get("name")}
+
+    def _for_person(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except CallFailed as failure:
+            raise ConnectorError(f"Salesforce: {failure}") from failure
+
+
+def jwt_audience(base_url: str) -> str:
+    """Salesforce checks `aud` against its login server: test.salesforce.com for sandbox orgs,
+    login.salesforce.com otherwise; any other host (the built-in sandbox) is its own."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "test.salesforce.com" or host.endswith(".sandbox.my.salesforce.com"):
+        return "https://test.salesforce.com"
+    if host == "salesforce.com" or host.endswith(".salesforce.com"):
+        return "https://login.salesforce.com"
+    return base_url.rstrip("/")
+
+
+def _require(credentials: dict[str, str], *names: str) -> dict[str, str]:
+    missing = [name for name in names if not credentials.get(name)]
+    if missing:
+        raise CallFailed(Outcome.AUTH, "NO_CREDENTIALS", f"Credentials lack {', '.join(missing)}.")
+    return {name: credentials[name] for name in names}
+
+
+def _call_failed(exc: SalesforceError, duration_ms: int) -> CallFailed:
+    """Salesforce's whole-call errors: a body `[{"message", "errorCode", "fields"}]`."""
+    code, message = _error_of(exc.content)
+    status = exc.status
+    if status == 401:
+        outcome = Outcome.AUTH
+    elif code in _RECORD_RATE_LIMITED or status == 429:
+        outcome = Outcome.RATE_LIMITED
+    elif status >= 500 or status in (408, 423) or code in _RECORD_TRANSIENT:
+        outcome = Outcome.TRANSIENT
+    else:
+        outcome = Outcome.PERMANENT
+    return CallFailed(outcome, code or f"HTTP_{status}", message, status, exc.content,
+                      _retry_after() if outcome == Outcome.RATE_LIMITED else None, duration_ms)
+
+
+def _error_of(content: Any) -> tuple[str, str]:
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        first = content[0]
+        return str(first.get("errorCode", "")), "; ".join(str(e.get("message", "")) for e in content if isinstance(e, dict))
+    if isinstance(content, dict):
+        return str(content.get("errorCode") or content.get("error") or ""), str(
+            content.get("message") or content.get("error_description") or content)[:500]
+    return "", (content.decode(errors="replace") if isinstance(content, bytes) else str(content))[:500]
+
+
+def _retry_after() -> float:
+    return float(settings.CRMSYNC.get("SALESFORCE_RETRY_AFTER_SECONDS", DEFAULT_RETRY_AFTER_SECONDS))
+
+
+def _classified(record: PushRecord, sent: dict[str, Any], got: Any, answer: _Answer) -> RecordResult:
+    common = {"request": sent, "http_status": answer.http_status, "duration_ms": answer.duration_ms}
+    if not isinstance(got, dict):
+        return RecordResult(record.lead, Outcome.PERMANENT, error_code="MISSING_RESULT",
+                            error_message="Salesforce returned no result for this record.", **common)
+    if got.get("success"):
+        outcome = Outcome.CREATED if got.get("created") else Outcome.UPDATED
+        return RecordResult(record.lead, outcome, crm_record_id=str(got.get("id") or ""), response=got, **common)
+    errors = [e for e in got.get("errors") or [] if isinstance(e, dict)]
+    code = str(errors[0].get("statusCode", "")) if errors else "UNKNOWN_ERROR"
+    message = "; ".join(_record_message(e) for e in errors) or "Salesforce refused the record without a reason."
+    if code in _RECORD_TRANSIENT:
+        outcome, retry_after = Outcome.TRANSIENT, None
+    elif code in _RECORD_RATE_LIMITED:
+        outcome, retry_after = Outcome.RATE_LIMITED, _retry_after()
+    else:
+        outcome, retry_after = Outcome.PERMANENT, None
+    return RecordResult(record.lead, outcome, error_code=code, error_message=message, retry_after=retry_after,
+                        response=got, **common)
+
+
+def _record_message(error: dict[str, Any]) -> str:
+    message = str(error.get("message", ""))
+    fields = error.get("fields") or []
+    return f"{message} ({', '.join(map(str, fields))})" if fields and not all(str(f) in message for f in fields) else message
+
+
+def _failed(record: PushRecord, sent: dict[str, Any], failure: CallFailed) -> RecordResult:
+    body = failure.body
+    response = body if isinstance(body, dict) else ({"errors": body} if isinstance(body, list) else {})
+    return RecordResult(record.lead, failure.outcome, http_status=failure.http_status, error_code=failure.code,
+                        error_message=failure.message, retry_after=failure.retry_after, request=sent,
+                        response=response, duration_ms=failure.duration_ms)
+
+
+def _domain(record: PushRecord, key: str) -> str:
+    return str((record.company or {}).get(key) or "")
+
+
+def _distinct_accounts(records: list[PushRecord], key: str) -> dict[str, dict[str, Any]]:
+    """One Account per domain; fields of several records for one domain are merged in batch
+    order (with changed-fields-only pushes, each may carry a different part)."""
+    accounts: dict[str, dict[str, Any]] = {}
+    for record in records:
+        domain = _domain(record, key)
+        if domain:
+            accounts.setdefault(domain, {}).update({k: v for k, v in record.company.items() if k != key})
+    return accounts
+
+
+def _with_account_id(fields: dict[str, Any], account: RecordResult | None) -> dict[str, Any]:
+    return {**fields, "AccountId": account.crm_record_id} if account is not None else dict(fields)
+
+
+def _as_account_failure(record: PushRecord, account: RecordResult) -> RecordResult:
+    """The Contact was not sent: its Account failed, so it shares that Account's outcome."""
+    return RecordResult(
+        record.lead, account.outcome, http_status=account.http_status, error_code=account.error_code,
+        error_message=f"Account: {account.error_message}", retry_after=account.retry_after,
+        request={"Account": account.request}, response={"Account": account.response},
+        duration_ms=account.duration_ms)
+
+
+def _with_account(result: RecordResult, account: RecordResult | None, record: PushRecord) -> RecordResult:
+    if account is None:
+        result.company_crm_id = record.company_crm_id
+        return result
+    result.company_crm_id = account.crm_record_id
+    result.request = {"Account": account.request, "Contact": result.request}
+    result.response = {"Account": account.response, "Contact": result.response}
+    result.duration_ms += account.duration_ms
+    return result
+
+
+def _crm_field(field: dict[str, Any]) -> CrmField:
+    picklist = field.get("type") in ("picklist", "multipicklist")
+    options = tuple(str(v["value"]) for v in field.get("picklistValues") or [] if v.get("active", True)) if picklist else ()
+    return CrmField(
+        name=field["name"],
+        type=str(field.get("type", "string")),
+        label=str(field.get("label", "")),
+        options=options,
+        restricted=bool(field.get("restrictedPicklist")),
+        unique=bool(field.get("unique") or field.get("externalId")),
+        required=bool(field.get("createable") and not field.get("nillable") and not field.get("defaultedOnCreate")),
+    )
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
