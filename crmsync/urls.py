@@ -9,3 +9,5 @@ urlpatterns = [
 ]
 if settings.SANDBOX_ENABLED:
     urlpatterns.append(path("sandbox/", include("crmsync.sandbox.urls")))
+    # Salesforce clients build https://{host}/services/data/vNN.N/...: the sandbox org sits at the root.
+    urlpatterns.append(path("services/", include("crmsync.sandbox.salesforce_urls")))

@@ -14,6 +14,7 @@ from django.conf import settings
 import jwt
 
 from crmsync.sandbox.limits import settings_get
+from crmsync.sandbox.salesforce_schema import org_settings
 from crmsync.sandbox.tokens import token_issue
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -68,7 +69,7 @@ def salesforce_token_grant(*, form: Mapping[str, str], instance_url: str) -> dic
         subject = _jwt_bearer(form.get("assertion", ""), instance_url)
     else:
         raise _salesforce_error("unsupported_grant_type", "grant type not supported")
-    lifetime = settings_get(crm="salesforce").token_lifetime_seconds
+    lifetime = org_settings().token_lifetime_seconds
     token, _ = token_issue(crm="salesforce", subject=subject, lifetime_seconds=lifetime,
                            prefix=f"{SALESFORCE_ORG_ID[:15]}!")
     identity = f"{instance_url}/id/{SALESFORCE_ORG_ID}/{SALESFORCE_USER_ID}"
@@ -86,7 +87,7 @@ def _client_credentials(form: Mapping[str, str]) -> str:
 
 def _jwt_bearer(assertion: str, instance_url: str) -> str:
     """Check the RS256 signature against the configured certificate's key, then the claims."""
-    public_key = settings_get(crm="salesforce").jwt_public_key.strip()
+    public_key = org_settings().jwt_public_key.strip()
     if not assertion or not public_key:
         raise _salesforce_error("invalid_grant", "invalid assertion")
     try:
