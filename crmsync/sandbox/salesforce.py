@@ -185,15 +185,19 @@ def _ambiguous(key: FieldDef, outcome: Outcome) -> Outcome:
                                        f"external id field: {outcome.matches}", (key.name,))])
 
 
+class _Raced(Exception):
+    """Another request created a record with our new key since we looked for it."""
+
+
 def _upsert_saved(sobject: SObject, key: FieldDef, value: Any, raw: dict[str, Any], options: WriteOptions) -> Outcome:
-    """Upsert one record in a savepoint; a concurrent request that created the same key first
-    makes our INSERT fail, and the second try finds its record and updates it."""
-    for attempt in (1, 2):
+    """Upsert one record in a savepoint. A concurrent request that creates the same key first
+    makes our INSERT fail (or shows up before it): the next try finds its record and updates it."""
+    for attempt in (1, 2, 3):
         try:
             with transaction.atomic():
                 return _upsert_one(sobject, key, value, raw, options)
-        except IntegrityError:
-            if attempt == 2:
+        except (IntegrityError, _Raced):
+            if attempt == 3:
                 raise
     raise AssertionError("unreachable")
 
@@ -215,6 +219,8 @@ def _upsert_one(sobject: SObject, key: FieldDef, value: Any, raw: dict[str, Any]
     values, errors = _clean(sobject, fields, definitions, creating=record is None)
     merged = {**(record.fields if record else {}), **values}
     errors += _record_errors(sobject, definitions, merged, record, options)
+    if record is None and any(e.code == "DUPLICATE_VALUE" and e.fields == (key.name,) for e in errors):
+        raise _Raced()  # our key was free when we looked; a concurrent upsert has created it since
     if errors:
         return Outcome(errors=errors)
     saved = _save(sobject, definitions, record, merged)
@@ -324,13 +330,20 @@ def _unique_clash(sobject: SObject, definitions: dict[str, FieldDef], merged: di
         value = merged.get(field_def.name)
         if not field_def.unique or value in (None, ""):
             continue
-        owner = (SandboxSalesforceKey.objects.filter(sobject=sobject.name, field=field_def.name, value=str(value).lower(),
-                                                     unique=True).exclude(record_id=record.id if record else None)
-                 .values_list("record_id", flat=True).first())
+        owner = _key_owner(sobject, field_def, value, record)
         if owner:
             return RecordError("DUPLICATE_VALUE", f"duplicate value found: {field_def.name} duplicates value on "
                                                   f"record with id: {owner}", (field_def.name,))
     return None
+
+
+def _key_owner(sobject: SObject, field_def: FieldDef, value: Any, record: SandboxSalesforceRecord | None) -> str | None:
+    """The other record holding this unique value, if any."""
+    owners = SandboxSalesforceKey.objects.filter(sobject=sobject.name, field=field_def.name, value=str(value).lower(),
+                                                 unique=True)
+    if record is not None:
+        owners = owners.exclude(record_id=record.id)
+    return owners.values_list("record_id", flat=True).first()
 
 
 def _duplicate_lead(sobject: SObject, merged: dict[str, Any]) -> bool:
