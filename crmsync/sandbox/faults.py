@@ -7,7 +7,7 @@ same faults on the same series of requests. Setting the faults restarts the seri
 """
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 import hashlib
 import json
 import socket
@@ -30,6 +30,7 @@ ERROR_STATUSES = (500, 502, 503)
 # Kinds that refuse the call without applying it.
 REFUSING = frozenset({Fault.ERROR, Fault.RATE_LIMIT, Fault.LOCK})
 LOG_RETENTION = timedelta(days=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 LOG_PRUNE_EVERY = 1000  # rows; a cheap bound on a table every data call writes to
 
 
@@ -192,11 +193,12 @@ def request_log_count(*, crm: str | None = None, fault: str | None = None, metho
 def max_requests_in_any_window(*, crm: str, window_ms: int) -> int:
     """The most requests of the CRM that started within any `window_ms` milliseconds: what a
     benchmark compares with the CRM's rate limit (e.g. 190 per 10,000 ms)."""
-    starts = [moment.timestamp() * 1000 for moment in SandboxRequestLog.objects.filter(crm=crm)
-              .order_by("started_at").values_list("started_at", flat=True)]
+    # Whole microseconds: float milliseconds would put 9.999 s and 10 s apart in one window.
+    starts = [(moment - EPOCH) // timedelta(microseconds=1) for moment in SandboxRequestLog.objects
+              .filter(crm=crm).order_by("started_at").values_list("started_at", flat=True)]
     best, first = 0, 0
     for last, start in enumerate(starts):
-        while start - starts[first] >= window_ms:
+        while start - starts[first] >= window_ms * 1000:
             first += 1
         best = max(best, last - first + 1)
     return best

@@ -13,12 +13,11 @@ import secrets
 import string
 from typing import Any, Callable
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from crmsync.sandbox.models import SandboxSalesforceKey, SandboxSalesforceRecord
+from crmsync.sandbox.properties import is_email
 from crmsync.sandbox.salesforce_schema import SOBJECTS, FieldDef, SObject, field_definitions, org_settings
 from crmsync.sandbox.soql import Condition, SoqlError, soql_parse
 
@@ -287,20 +286,12 @@ def _text_problem(field_def: FieldDef, text: str) -> RecordError | None:
     if field_def.length and len(text) > field_def.length:
         return RecordError("STRING_TOO_LONG", f"{field_def.label}: data value too large: {text[:80]} "
                            f"(max length={field_def.length})", (name,))
-    if field_def.type == "email" and not _is_email(text):
+    if field_def.type == "email" and not is_email(text):
         return RecordError("INVALID_EMAIL_ADDRESS", f"{field_def.label}: invalid email address: {text}", (name,))
     if field_def.restricted and text not in field_def.picklist:
         return RecordError("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", f"{field_def.label}: bad value for "
                            f"restricted picklist field: {text}", (name,))
     return None
-
-
-def _is_email(text: str) -> bool:
-    try:
-        validate_email(text)
-    except ValidationError:
-        return False
-    return True
 
 
 def _record_errors(sobject: SObject, definitions: dict[str, FieldDef], merged: dict[str, Any],

@@ -20,6 +20,7 @@ from crmsync.sandbox.faults import (
 from crmsync.sandbox.models import (
     SandboxAccessToken, SandboxContact, SandboxFaults, SandboxRateWindow, SandboxRequestLog, SandboxSalesforceRecord,
 )
+from crmsync.sandbox.salesforce import WriteOptions, records_upsert
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("crmsync.sandbox.tests_urls")]
 
@@ -289,3 +290,28 @@ def test_a_lost_reply_drops_the_connection_after_the_write_under_gunicorn(stack)
     again = requests.post(f"{stack.sandbox_url}/crm/v3/objects/contacts/batch/upsert", json=body, headers=HUBSPOT_AUTH,
                           timeout=30)
     assert again.status_code == 200 and again.json()["results"][0]["new"] is False
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+@pytest.mark.urls("crmsync.urls")
+def test_an_operator_edits_faults_in_the_admin_and_reads_the_log_and_records(operator):
+    records_upsert(sobject_name="Lead", key_name="Crmsync_External_Id__c", options=WriteOptions(),
+                   body={"records": [{"Crmsync_External_Id__c": "l-1", "LastName": "L", "Company": "C"}]})
+    SandboxRequestLog.objects.create(crm="salesforce", method="PATCH", path=LEADS, status=200, records=1)
+
+    changed = operator.post("/admin/sandbox/sandboxfaults/add/", {
+        "crm": "salesforce", "seed": "7", "error_rate": "0.2", "rate_limit_rate": "0", "lock_rate": "0.1",
+        "timeout_rate": "0", "timeout_seconds": "30", "lost_reply_rate": "0", "latency_ms": "0"})
+    too_much = operator.post("/admin/sandbox/sandboxfaults/add/", {
+        "crm": "hubspot", "seed": "0", "error_rate": "0.8", "rate_limit_rate": "0.5", "lock_rate": "0",
+        "timeout_rate": "0", "timeout_seconds": "30", "lost_reply_rate": "0", "latency_ms": "0"})
+
+    assert changed.status_code == 302 and SandboxFaults.objects.get().error_rate == 0.2
+    assert too_much.status_code == 200 and SandboxFaults.objects.count() == 1  # the form shows the error
+    for page in ("sandboxrequestlog", "sandboxsalesforcerecord", "sandboxsalesforcefield", "sandboxcompany",
+                 "sandboxassociation", "sandboxaccesstoken", "sandboxsettings"):
+        assert operator.get(f"/admin/sandbox/{page}/").status_code == 200, page
+    record = SandboxSalesforceRecord.objects.get()
+    assert operator.get(f"/admin/sandbox/sandboxsalesforcerecord/{record.pk}/change/").status_code == 200
+    assert operator.get("/admin/sandbox/sandboxrequestlog/add/").status_code == 403
