@@ -112,8 +112,9 @@ class SandboxSettings(models.Model):
         help_text="When above 0, writes are committed first and the reply is sent this much later "
                   "(simulates a reply lost after the CRM applied the write).",
     )
+    # HubSpot's fixed 30 minutes by default; the Salesforce row is created with 2 h (limits.CRM_DEFAULTS).
     token_lifetime_seconds = models.PositiveIntegerField(
-        default=7200, help_text="How long an access token issued by the sandbox's OAuth endpoint is accepted "
+        default=1800, help_text="How long an access token issued by the sandbox's OAuth endpoint is accepted "
                                 "(HubSpot: 1800 s; Salesforce: the org's session timeout, 2 h by default).")
     jwt_public_key = models.TextField(
         blank=True, help_text="Salesforce: PEM public key of the connected app's certificate; JWT bearer "

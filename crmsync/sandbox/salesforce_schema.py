@@ -4,7 +4,7 @@ queries are checked against.
 Standard fields are constants (like HubSpot's built-in properties, they survive a flushed test
 database); custom fields are SandboxSalesforceField rows, created in the admin or by
 `custom_field_create`. The external-ID fields the product keys its upserts on are seeded as
-custom fields when the org's settings row is first created, so the demo works out of the box.
+custom fields on first use (see org_settings), so the demo works out of the box.
 """
 
 from dataclasses import dataclass
@@ -110,9 +110,10 @@ SEEDED_FIELDS = (
 
 
 def org_settings() -> SandboxSettings:
-    """The org's settings row; creating it (first use, or after a flush) seeds the key fields."""
+    """The org's settings row. An org without any custom field (first use, a flushed database,
+    or a settings row made elsewhere) gets the seeded key fields."""
     row, created = SandboxSettings.objects.get_or_create(crm=CRM, defaults=CRM_DEFAULTS[CRM])
-    if created:
+    if created or not SandboxSalesforceField.objects.exists():
         SandboxSalesforceField.objects.bulk_create(
             [SandboxSalesforceField(**spec, external_id=True, unique=True) for spec in SEEDED_FIELDS],
             ignore_conflicts=True)

@@ -15,6 +15,7 @@ from django.http import HttpResponse
 from django.test import Client
 import jwt
 import pytest
+import requests
 
 from crmsync.sandbox.models import SandboxAccessToken, SandboxSalesforceRecord, SandboxSettings
 from crmsync.sandbox.salesforce_schema import custom_field_create, org_settings
@@ -414,3 +415,42 @@ def test_the_same_new_external_id_upserted_at_once_makes_one_record():
     assert all(r["success"] for r in results), results
     assert sorted(r["created"] for r in results) == [False] * 5 + [True]
     assert {r["id"] for r in results} == {SandboxSalesforceRecord.objects.get().id}
+
+
+# --- simple-salesforce over real HTTP ---------------------------------------------------------
+
+class PlainHttpSession(requests.Session):
+    """simple-salesforce always builds https:// URLs from the instance host; the test server
+    speaks plain HTTP (the product's connector does the same rewrite)."""
+
+    def request(self, method, url, *args, **kwargs):
+        return super().request(method, url.replace("https://", "http://", 1), *args, **kwargs)
+
+
+@pytest.mark.e2e
+def test_simple_salesforce_upserts_queries_and_describes_against_the_sandbox(stack):
+    simple_salesforce = pytest.importorskip("simple_salesforce")
+    stack.start_web()
+    grant = requests.post(f"{stack.base_url}/services/oauth2/token", timeout=10, data={
+        "grant_type": "client_credentials", "client_id": settings.SANDBOX_SALESFORCE_CLIENT_ID,
+        "client_secret": settings.SANDBOX_SALESFORCE_CLIENT_SECRET}).json()
+    assert grant["instance_url"] == stack.base_url
+    sf = simple_salesforce.Salesforce(instance_url=grant["instance_url"], session_id=grant["access_token"],
+                                      session=PlainHttpSession(), version="60.0")
+
+    created = sf.Lead.upsert(f"{EXT}/lead-1", {"LastName": "Lovelace", "Company": "Analytical Engines"})
+    updated = sf.Lead.upsert(f"{EXT}/lead-1", {"FirstName": "Ada"})
+    collection = sf.restful(f"composite/sobjects/Lead/{EXT}", method="PATCH", data=json.dumps(
+        {"allOrNone": False, "records": [lead(**ada("lead-2")), lead(**ada("lead-3", Email="bad"))]}))
+    found = sf.query(f"SELECT Id, FirstName FROM Lead WHERE {EXT} = 'lead-1'")
+    usage = sf.api_usage["api-usage"]  # parsed from Sforce-Limit-Info
+    described = sf.Lead.describe()
+
+    assert (created, updated) == (201, 200)
+    assert [r["success"] for r in collection] == [True, False]
+    assert found["totalSize"] == 1 and found["records"][0]["FirstName"] == "Ada"
+    assert EXT in {f["name"] for f in described["fields"]}
+    assert (usage.used, usage.total) == (4, 15000)
+    with pytest.raises(simple_salesforce.exceptions.SalesforceMalformedRequest) as refused:
+        sf.Lead.upsert(f"{EXT}/lead-4", {"LastName": "Hopper"})
+    assert refused.value.content[0]["errorCode"] == "REQUIRED_FIELD_MISSING"
