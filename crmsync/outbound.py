@@ -96,19 +96,22 @@ class DestinationSession(requests.Session):
             _allow_plain_http(self, url)
 
     def request(self, method, url, *args, **kwargs):  # noqa: ANN001 - requests' own signature
-        self.wait_for_slot()
+        ticket = self.wait_for_slot()
         kwargs.setdefault("timeout", timeouts())
         self.calls += 1
-        response = super().request(method, url, *args, **kwargs)
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        finally:
+            ratelimit.release(self.destination, ticket)
         self.observe(response)
         return response
 
-    def wait_for_slot(self) -> None:
+    def wait_for_slot(self) -> str:
         waited = 0.0
         while True:
             grant = ratelimit.acquire(self.destination)
             if grant.granted:
-                return
+                return grant.ticket
             if waited + grant.wait_seconds > self.max_wait:
                 raise RateLimitWait(grant.wait_seconds, grant.reason)
             time.sleep(grant.wait_seconds)

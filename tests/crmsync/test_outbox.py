@@ -140,12 +140,29 @@ def test_a_review_job_replayed_after_the_field_map_is_fixed_is_delivered(sandbox
 
 def test_no_window_of_the_configured_length_ever_holds_more_than_the_limit():
     destination = hubspot_destination(base_url="http://127.0.0.1:9", rate_limit_requests=3, rate_limit_window_seconds=1)
-    grants = [ratelimit.acquire(destination) for _ in range(4)]
+    grants = []
+    for _ in range(4):
+        grants.append(ratelimit.acquire(destination))
+        ratelimit.release(destination, grants[-1].ticket)  # answered at once
     assert [g.granted for g in grants] == [True, True, True, False]
     assert 0.9 < grants[-1].wait_seconds <= 1.1 + ratelimit.SAFETY_MS / 1000
 
     time.sleep(grants[-1].wait_seconds)
     assert ratelimit.acquire(destination).granted
+
+
+def test_a_slot_is_held_until_its_answer_comes_back_plus_a_window():
+    """A call that reaches the CRM late must still count in the CRM's window: its slot frees
+    one window after the answer, not after the grant."""
+    destination = hubspot_destination(base_url="http://127.0.0.1:9", rate_limit_requests=1, rate_limit_window_seconds=1)
+    slow = ratelimit.acquire(destination)
+    time.sleep(1.2)  # still waiting for the CRM's answer, a whole window after the grant
+    waiting = ratelimit.acquire(destination)
+    assert not waiting.granted and waiting.wait_seconds <= 0.25  # looks again soon
+
+    ratelimit.release(destination, slow.ticket)
+    after = ratelimit.acquire(destination)
+    assert not after.granted and 0.9 < after.wait_seconds <= 1.1 + ratelimit.SAFETY_MS / 1000
 
 
 def test_a_block_from_the_crm_stops_every_worker_until_it_ends():
