@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install clean bench-intake
+.PHONY: run test install clean bench-intake bench-delivery
 
 run: $(STAMP)
 	$(PY) manage.py run
@@ -17,6 +17,11 @@ install: $(STAMP)
 # Intake throughput against a bare one-INSERT view, on SQLite and PostgreSQL (bench/README.md).
 bench-intake: $(STAMP)
 	$(PY) -m bench.intake
+
+# Leads per second end to end and CRM calls per 1,000 new leads, against a one-call-per-lead
+# baseline in the same run (bench/README.md).
+bench-delivery: $(STAMP)
+	$(PY) -m bench.delivery
 
 # Re-install when the dependencies change.
 $(STAMP): pyproject.toml

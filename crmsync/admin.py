@@ -69,7 +69,7 @@ class DestinationForm(forms.ModelForm):
         fields = ("name", "kind", "auth_method", "base_url", "api_version", "object_model", "upsert_property",
                   "company_upsert_property", "credentials_env", *SECRET_INPUTS, "http_method", "headers",
                   "body_template", "signature_header", "rate_limit_requests", "rate_limit_window_seconds",
-                  "daily_budget", "batch_size", "changed_fields_only", "is_active")
+                  "daily_budget", "batch_size", "batch_wait_seconds", "changed_fields_only", "is_active")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -144,7 +144,7 @@ class DestinationAdmin(admin.ModelAdmin):
             ("REST endpoint", {"fields": ("http_method", "headers", "body_template", "signature_header"),
                                "classes": ("collapse",)}),
             ("Pace and batching", {"fields": ("rate_limit_requests", "rate_limit_window_seconds", "daily_budget",
-                                              "batch_size", "changed_fields_only")}),
+                                              "batch_size", "batch_wait_seconds", "changed_fields_only")}),
         ]
 
     def save_model(self, request, obj, form, change) -> None:

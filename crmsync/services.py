@@ -9,7 +9,7 @@ import uuid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -78,15 +78,15 @@ def push_jobs_enqueue(*, lead: Lead) -> list[PushJob]:
 
 
 def _pending_job(lead: Lead, destination: Destination) -> PushJob:
-    now = timezone.now()
+    # A new job lingers up to batch_wait_seconds so that leads arriving together share one
+    # batch call; _claim() takes it early once a full batch is waiting.
+    due = timezone.now() + timedelta(seconds=destination.batch_wait_seconds)
     try:
         with transaction.atomic():
-            return PushJob.objects.create(lead=lead, destination=destination, next_attempt_at=now)
+            return PushJob.objects.create(lead=lead, destination=destination, next_attempt_at=due)
     except IntegrityError:
-        # Already pending: it will send the lead as it is at push time, so just make it due.
-        job = PushJob.objects.get(lead=lead, destination=destination, status=PushJob.Status.PENDING)
-        PushJob.objects.filter(pk=job.pk).update(next_attempt_at=now)
-        return job
+        # Already pending: it will send the lead as it is at push time.
+        return PushJob.objects.get(lead=lead, destination=destination, status=PushJob.Status.PENDING)
 
 
 # --- Dispatch ------------------------------------------------------------------------------
@@ -111,8 +111,31 @@ def _due() -> Q:
     return (pending_due | abandoned) & Q(destination__is_active=True, destination__paused_at__isnull=True)
 
 
+def _lingering() -> Q:
+    """New jobs still waiting for their batch to fill (never attempted, not yet due)."""
+    return Q(status=PushJob.Status.PENDING, attempts=0, next_attempt_at__gt=timezone.now(),
+             destination__is_active=True, destination__paused_at__isnull=True)
+
+
+def _full_batches() -> dict[int, int]:
+    """Destinations whose lingering jobs fill at least one batch: how many jobs to take now."""
+    counts = (PushJob.objects.filter(_lingering()).values("destination_id", "destination__kind", "destination__batch_size")
+              .annotate(n=Count("id")))
+    full = {}
+    for row in counts:
+        size = _batch_size(row["destination__kind"], row["destination__batch_size"])
+        if row["n"] >= size:
+            full[row["destination_id"]] = row["n"] - row["n"] % size
+    return full
+
+
+def _batch_size(kind: str, configured: int | None) -> int:
+    largest = import_string(CONNECTORS[kind]).max_batch
+    return max(1, min(configured or largest, largest))
+
+
 def push_jobs_due_exist() -> bool:
-    return PushJob.objects.filter(_due()).exists()
+    return PushJob.objects.filter(_due()).exists() or bool(_full_batches())
 
 
 def push_dispatch_due(*, limit: int = 1000) -> int:
@@ -135,8 +158,12 @@ def _claim(token: uuid.UUID, limit: int) -> int:
     """Claim by conditional UPDATE: the WHERE clause is re-checked on write, so of two workers
     racing for a row only one matches it (no SELECT-then-UPDATE window)."""
     ids = list(PushJob.objects.filter(_due()).order_by("next_attempt_at").values_list("id", flat=True)[:limit])
+    for destination_id, count in _full_batches().items():
+        if len(ids) < limit:
+            ids += list(PushJob.objects.filter(_lingering(), destination_id=destination_id).order_by("id")
+                        .values_list("id", flat=True)[: min(count, limit - len(ids))])
     lease = timedelta(seconds=settings.CRMSYNC["PUSH_LEASE_SECONDS"])
-    return PushJob.objects.filter(_due(), id__in=ids).update(
+    return PushJob.objects.filter(_due() | _lingering(), id__in=ids).update(
         status=PushJob.Status.IN_PROGRESS,
         claim_token=token,
         leased_until=timezone.now() + lease,
@@ -166,7 +193,7 @@ def _push_group(jobs: list[PushJob], token: uuid.UUID) -> None:
             _settle_noop(item, token, context)
         else:
             sending.append(item)
-    size = max(1, min(destination.batch_size or connector.max_batch, connector.max_batch))
+    size = _batch_size(destination.kind, destination.batch_size)
     for start in range(0, len(sending), size):
         chunk = sending[start : start + size]
         try:

@@ -168,6 +168,8 @@ CRMSYNC = {
     # A worker waits this long at most for a slot of a destination's rate budget; beyond it the
     # jobs go back to pending until the slot frees up (no attempt is counted).
     "RATE_MAX_WAIT_SECONDS": env.float("CRMSYNC_RATE_MAX_WAIT_SECONDS", default=15.0),
+    # Salesforce sends no Retry-After with REQUEST_LIMIT_EXCEEDED; wait this long instead.
+    "SALESFORCE_RETRY_AFTER_SECONDS": env.float("CRMSYNC_SALESFORCE_RETRY_AFTER_SECONDS", default=60.0),
     # Stop calling Salesforce when Sforce-Limit-Info shows this share of the daily allocation used.
     "SALESFORCE_USAGE_CEILING": env.float("CRMSYNC_SALESFORCE_USAGE_CEILING", default=0.95),
     # SyncLog keeps what was sent and received per record; personal data in it is masked unless

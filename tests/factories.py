@@ -31,6 +31,8 @@ def submission(*, source: Source, payload: dict) -> Submission:
 
 
 def hubspot_destination(*, base_url: str, token: str | None = None, **fields) -> Destination:
+    # Tests dispatch right after queueing: no batch wait unless a test asks for one.
+    fields.setdefault("batch_wait_seconds", 0)
     destination = Destination(name=fields.pop("name", "HubSpot"), base_url=base_url, **fields)
     destination.set_token(settings.SANDBOX_HUBSPOT_TOKEN if token is None else token)
     destination.save()

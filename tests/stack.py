@@ -106,8 +106,8 @@ class Stack:
         if self.web.poll() is not None:
             raise AssertionError(f"web server exited:\n{self.logs()}")
         try:
-            return requests.get(f"{self.base_url}/healthz", timeout=2).ok
-        except requests.ConnectionError:
+            return requests.get(f"{self.base_url}/healthz", timeout=5).ok
+        except requests.RequestException:  # not listening yet, or too busy starting to answer
             return False
 
 

@@ -135,6 +135,28 @@ def test_a_review_job_replayed_after_the_field_map_is_fixed_is_delivered(sandbox
     assert SandboxContact.objects.get().properties["company"] == "Analytical Engines"
 
 
+def test_new_leads_wait_briefly_to_share_a_batch_and_a_full_batch_goes_at_once(sandbox_url):
+    hubspot_destination(base_url=sandbox_url, batch_wait_seconds=60, batch_size=3)
+    first = [services.push_jobs_enqueue(lead=make_lead(email=f"p{i}@example.com"))[0] for i in range(2)]
+
+    assert not services.push_jobs_due_exist() and services.push_dispatch_due() == 0  # waiting for company
+
+    services.push_jobs_enqueue(lead=make_lead(email="p2@example.com"))  # the batch is full
+    assert services.push_jobs_due_exist()
+    assert services.push_dispatch_due() == 3
+    assert crm_calls() == 1
+    assert {j.status for j in PushJob.objects.filter(pk__in=[j.pk for j in first])} == {PushJob.Status.SUCCEEDED}
+
+
+def test_a_lead_alone_is_sent_once_its_wait_is_over(sandbox_url):
+    hubspot_destination(base_url=sandbox_url, batch_wait_seconds=60)
+    [job] = services.push_jobs_enqueue(lead=make_lead())
+    assert services.push_dispatch_due() == 0
+
+    PushJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())  # a minute later
+    assert services.push_dispatch_due() == 1
+
+
 # --- the shared rate budget ---------------------------------------------------------------------
 
 
