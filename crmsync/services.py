@@ -118,15 +118,25 @@ def _lingering() -> Q:
 
 
 def _full_batches() -> dict[int, int]:
-    """Destinations whose lingering jobs fill at least one batch: how many jobs to take now."""
+    """Destinations whose waiting new jobs should go now, and how many of them to take: whole
+    batches as soon as they are full, and everything waiting once the oldest new job of the
+    destination has waited its batch_wait_seconds (so each call carries all that arrived
+    meanwhile, not just the jobs whose own wait happens to be over)."""
+    now = timezone.now()
+    expired = set(PushJob.objects.filter(status=PushJob.Status.PENDING, attempts=0, next_attempt_at__lte=now,
+                                         destination__is_active=True, destination__paused_at__isnull=True)
+                  .values_list("destination_id", flat=True).distinct())
     counts = (PushJob.objects.filter(_lingering()).values("destination_id", "destination__kind", "destination__batch_size")
               .annotate(n=Count("id")))
-    full = {}
+    take = {}
     for row in counts:
+        if row["destination_id"] in expired:
+            take[row["destination_id"]] = row["n"]
+            continue
         size = _batch_size(row["destination__kind"], row["destination__batch_size"])
         if row["n"] >= size:
-            full[row["destination_id"]] = row["n"] - row["n"] % size
-    return full
+            take[row["destination_id"]] = row["n"] - row["n"] % size
+    return take
 
 
 def _batch_size(kind: str, configured: int | None) -> int:

@@ -154,7 +154,9 @@ def test_a_lead_alone_is_sent_once_its_wait_is_over(sandbox_url):
     assert services.push_dispatch_due() == 0
 
     PushJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())  # a minute later
-    assert services.push_dispatch_due() == 1
+    services.push_jobs_enqueue(lead=make_lead(email="late@example.com"))  # arrived just now
+    assert services.push_dispatch_due() == 2  # the newcomer rides along in the same call
+    assert crm_calls() == 1
 
 
 # --- the shared rate budget ---------------------------------------------------------------------
