@@ -71,6 +71,9 @@ def _demo_destination(base_url: str) -> Destination:
     )
     destination.base_url = base_url  # the port may differ from the last run
     destination.set_token(settings.SANDBOX_HUBSPOT_TOKEN)
+    # The demo shows one lead at a time: don't make it wait for company (the default waits
+    # up to 10 s so that a burst of leads shares batch calls).
+    destination.batch_wait_seconds = 1
     destination.save()
     fields_default_ensure(destination=destination)
     return destination

@@ -119,7 +119,7 @@ class Destination(models.Model):
     batch_size = models.PositiveIntegerField(
         null=True, blank=True, help_text="Records per call; empty for the CRM's maximum (HubSpot 100, Salesforce 200).")
     batch_wait_seconds = models.FloatField(
-        default=5.0,
+        default=10.0,
         help_text="A new lead waits up to this long for others to share its batch call; a full batch "
                   "goes at once. 0 sends every lead as soon as it is due.")
     changed_fields_only = models.BooleanField(

@@ -1,6 +1,6 @@
 """Leads, the outbox and delivery: everything between a mapped lead and the CRM."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 import logging
@@ -103,39 +103,33 @@ def connector_for(destination: Destination, session: DestinationSession | None =
     return import_string(CONNECTORS[destination.kind])(destination, session or DestinationSession(destination))
 
 
-def _due() -> Q:
-    now = timezone.now()
+def _due(now=None) -> Q:
+    now = now or timezone.now()
     pending_due = Q(status=PushJob.Status.PENDING, next_attempt_at__lte=now)
     # A claimed job whose worker died mid-call: its lease ran out, so it is due again.
     abandoned = Q(status=PushJob.Status.IN_PROGRESS, leased_until__lt=now)
     return (pending_due | abandoned) & Q(destination__is_active=True, destination__paused_at__isnull=True)
 
 
-def _lingering() -> Q:
+def _lingering(now=None) -> Q:
     """New jobs still waiting for their batch to fill (never attempted, not yet due)."""
-    return Q(status=PushJob.Status.PENDING, attempts=0, next_attempt_at__gt=timezone.now(),
+    return Q(status=PushJob.Status.PENDING, attempts=0, next_attempt_at__gt=now or timezone.now(),
              destination__is_active=True, destination__paused_at__isnull=True)
 
 
-def _full_batches() -> dict[int, int]:
-    """Destinations whose waiting new jobs should go now, and how many of them to take: whole
-    batches as soon as they are full, and everything waiting once the oldest new job of the
-    destination has waited its batch_wait_seconds (so each call carries all that arrived
-    meanwhile, not just the jobs whose own wait happens to be over)."""
-    now = timezone.now()
-    expired = set(PushJob.objects.filter(status=PushJob.Status.PENDING, attempts=0, next_attempt_at__lte=now,
-                                         destination__is_active=True, destination__paused_at__isnull=True)
-                  .values_list("destination_id", flat=True).distinct())
-    counts = (PushJob.objects.filter(_lingering()).values("destination_id", "destination__kind", "destination__batch_size")
+def _waiting_to_take(due_per_destination: dict[int, int], now=None) -> dict[int, int]:
+    """How many waiting new jobs of each destination to take with this claim: enough to fill
+    the last batch of its due jobs, plus every full batch. The rest waits, at most its own
+    batch_wait_seconds, for company (so a call rarely goes out half empty)."""
+    counts = (PushJob.objects.filter(_lingering(now)).values("destination_id", "destination__kind", "destination__batch_size")
               .annotate(n=Count("id")))
     take = {}
     for row in counts:
-        if row["destination_id"] in expired:
-            take[row["destination_id"]] = row["n"]
-            continue
         size = _batch_size(row["destination__kind"], row["destination__batch_size"])
-        if row["n"] >= size:
-            take[row["destination_id"]] = row["n"] - row["n"] % size
+        top_up = min(row["n"], -due_per_destination.get(row["destination_id"], 0) % size)
+        count = top_up + (row["n"] - top_up) // size * size
+        if count:
+            take[row["destination_id"]] = count
     return take
 
 
@@ -145,7 +139,7 @@ def _batch_size(kind: str, configured: int | None) -> int:
 
 
 def push_jobs_due_exist() -> bool:
-    return PushJob.objects.filter(_due()).exists() or bool(_full_batches())
+    return PushJob.objects.filter(_due()).exists() or bool(_waiting_to_take({}))
 
 
 def push_dispatch_due(*, limit: int = 1000) -> int:
@@ -166,19 +160,29 @@ def push_dispatch_due(*, limit: int = 1000) -> int:
 
 def _claim(token: uuid.UUID, limit: int) -> int:
     """Claim by conditional UPDATE: the WHERE clause is re-checked on write, so of two workers
-    racing for a row only one matches it (no SELECT-then-UPDATE window)."""
-    ids = list(PushJob.objects.filter(_due()).order_by("next_attempt_at").values_list("id", flat=True)[:limit])
-    for destination_id, count in _full_batches().items():
-        if len(ids) < limit:
-            ids += list(PushJob.objects.filter(_lingering(), destination_id=destination_id).order_by("id")
-                        .values_list("id", flat=True)[: min(count, limit - len(ids))])
-    lease = timedelta(seconds=settings.CRMSYNC["PUSH_LEASE_SECONDS"])
-    return PushJob.objects.filter(_due() | _lingering(), id__in=ids).update(
-        status=PushJob.Status.IN_PROGRESS,
-        claim_token=token,
-        leased_until=timezone.now() + lease,
-        attempts=F("attempts") + 1,
-    )
+    racing for a row only one matches it (no SELECT-then-UPDATE window).
+
+    Claims are also serialized (destination rows locked on PostgreSQL; SQLite's IMMEDIATE
+    transactions do it anyway) and short: a second dispatcher sees the first one's claim
+    and does not split a waiting batch by grabbing the job that arrived in between."""
+    with transaction.atomic():
+        list(Destination.objects.select_for_update().filter(is_active=True).values_list("id", flat=True))
+        # One instant for every query: a job whose wait ends between two of them would be
+        # neither due nor waiting, and left to go alone in the next claim.
+        now = timezone.now()
+        due = list(PushJob.objects.filter(_due(now)).order_by("next_attempt_at").values_list("id", "destination_id")[:limit])
+        ids = [job_id for job_id, _ in due]
+        for destination_id, count in _waiting_to_take(Counter(d for _, d in due), now).items():
+            if len(ids) < limit:
+                ids += list(PushJob.objects.filter(_lingering(now), destination_id=destination_id).order_by("id")
+                            .values_list("id", flat=True)[: min(count, limit - len(ids))])
+        lease = timedelta(seconds=settings.CRMSYNC["PUSH_LEASE_SECONDS"])
+        return PushJob.objects.filter(_due(now) | _lingering(now), id__in=ids).update(
+            status=PushJob.Status.IN_PROGRESS,
+            claim_token=token,
+            leased_until=timezone.now() + lease,
+            attempts=F("attempts") + 1,
+        )
 
 
 @dataclass

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='destination',
             name='batch_wait_seconds',
-            field=models.FloatField(default=5.0, help_text='A new lead waits up to this long for others to share its batch call; a full batch goes at once. 0 sends every lead as soon as it is due.'),
+            field=models.FloatField(default=10.0, help_text='A new lead waits up to this long for others to share its batch call; a full batch goes at once. 0 sends every lead as soon as it is due.'),
         ),
     ]
