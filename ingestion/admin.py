@@ -3,7 +3,6 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Q
-from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from audit.admin_mixins import ReadOnlyAdmin, pretty_json

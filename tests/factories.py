@@ -62,3 +62,13 @@ def source_with_secret(*, kind: str, secret: str = "", slug: str = "", **fields)
         return source, ""
     _, plaintext = source_secret_add(source=source, purpose=purpose, value=secret)
     return source, plaintext
+
+
+def deliver(lead: Lead):
+    """Queue the lead's push jobs and dispatch them now; returns its (only) job, refreshed."""
+    from crmsync import services
+
+    [job] = services.push_jobs_enqueue(lead=lead)
+    services.push_dispatch_due()
+    job.refresh_from_db()
+    return job

@@ -9,21 +9,9 @@ import pytest
 from audit.models import SyncLog
 from crmsync import services
 from crmsync.models import PushJob
-from tests.factories import hubspot_destination, lead as make_lead
+from tests.factories import deliver, hubspot_destination, lead as make_lead
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def sandbox_url(live_server):
-    return f"{live_server.url}/sandbox/hubspot"
-
-
-def deliver(lead) -> PushJob:
-    [job] = services.push_jobs_enqueue(lead=lead)
-    services.push_dispatch_due()
-    job.refresh_from_db()
-    return job
 
 
 def test_it_creates_the_contact_then_updates_the_same_one(sandbox_url):

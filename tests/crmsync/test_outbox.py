@@ -15,21 +15,9 @@ from crmsync import ratelimit, services
 from crmsync.models import DestinationField, LeadDelivery, PushJob, RateBudget
 from crmsync.preflight import destination_fields_create, destination_preflight
 from crmsync.sandbox.models import SandboxContact, SandboxRateWindow
-from tests.factories import hubspot_destination, lead as make_lead
+from tests.factories import deliver, hubspot_destination, lead as make_lead
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def sandbox_url(live_server):
-    return f"{live_server.url}/sandbox/hubspot"
-
-
-def deliver(lead) -> PushJob:
-    [job] = services.push_jobs_enqueue(lead=lead)
-    services.push_dispatch_due()
-    job.refresh_from_db()
-    return job
 
 
 def crm_calls() -> int:
