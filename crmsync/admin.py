@@ -147,9 +147,6 @@ class DestinationAdmin(admin.ModelAdmin):
                                               "batch_size", "batch_wait_seconds", "changed_fields_only")}),
         ]
 
-    def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
-
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
         fields_default_ensure(destination=form.instance)  # a new destination starts with its kind's map

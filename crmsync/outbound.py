@@ -92,8 +92,11 @@ class DestinationSession(requests.Session):
         self.max_wait = settings.CRMSYNC["RATE_MAX_WAIT_SECONDS"] if max_wait is None else max_wait
         self.headers["User-Agent"] = USER_AGENT
         self.calls = 0
-        for url in (destination.base_url, destination.instance_url):
-            _allow_plain_http(self, url)
+        if urlsplit(destination.base_url).scheme == "http":
+            # Only a destination configured over plain HTTP (the built-in sandbox) may reach
+            # its instance over plain HTTP; an https destination is never downgraded.
+            for url in (destination.base_url, destination.instance_url):
+                allow_plain_http(self, url)
 
     def request(self, method, url, *args, **kwargs):  # noqa: ANN001 - requests' own signature
         ticket = self.wait_for_slot()
@@ -130,7 +133,7 @@ class DestinationSession(requests.Session):
             ratelimit.block(self.destination, seconds=interval, reason="HubSpot window used up")
         daily_remaining = _float(headers.get("X-HubSpot-RateLimit-Daily-Remaining"))
         if daily_remaining is not None and daily_remaining < 1:
-            ratelimit.block(self.destination, seconds=ratelimit._seconds_to_midnight(), reason="HubSpot daily limit used up")
+            ratelimit.block(self.destination, seconds=ratelimit.seconds_to_midnight(), reason="HubSpot daily limit used up")
         usage = _SFORCE_USAGE.search(headers.get("Sforce-Limit-Info", ""))
         if usage:
             used, allocation = int(usage[1]), int(usage[2])
@@ -160,7 +163,7 @@ class _PlainHTTPAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-def _allow_plain_http(session: requests.Session, url: str) -> None:
+def allow_plain_http(session: requests.Session, url: str) -> None:
     parts = urlsplit(url or "")
     if parts.scheme == "http" and parts.netloc:
         session.mount(f"https://{parts.netloc}/", _PlainHTTPAdapter())

@@ -3,7 +3,7 @@ unique field, and are the values we would send allowed by its picklists?"""
 
 from dataclasses import dataclass, field
 
-from crmsync.connectors.base import ConnectorError, CrmField, CrmSchema
+from crmsync.connectors.base import CrmField, CrmSchema
 from crmsync.fieldmap import lead_value
 from crmsync.models import Destination, DestinationField, Lead
 
@@ -93,5 +93,3 @@ def destination_fields_create(*, destination: Destination, report: PreflightRepo
         created += connector.create_fields(report.missing_company, company=True)
     return created
 
-
-__all__ = ["ConnectorError", "PreflightReport", "destination_fields_create", "destination_preflight"]

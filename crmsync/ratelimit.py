@@ -54,7 +54,7 @@ def acquire(destination: Destination) -> Grant:
         if budget.day != day:
             budget.day, budget.day_count = day, 0
         if budget.day_count >= destination.daily_budget:
-            return Grant(False, _seconds_to_midnight(), "daily budget used up")
+            return Grant(False, seconds_to_midnight(), "daily budget used up")
         holding = [slot for slot in _slots(budget) if _frees_at(slot, window_ms) > now]
         if len(holding) >= limit:
             frees = sorted(_frees_at(slot, window_ms) for slot in holding)
@@ -118,7 +118,7 @@ def _locked(destination: Destination) -> RateBudget:
     return RateBudget.objects.select_for_update().get(destination_id=destination.pk)
 
 
-def _seconds_to_midnight() -> float:
+def seconds_to_midnight() -> float:
     now = datetime.now(dt_timezone.utc)
     midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return (midnight - now).total_seconds()

@@ -72,3 +72,16 @@ def deliver(lead: Lead):
     services.push_dispatch_due()
     job.refresh_from_db()
     return job
+
+
+def destination_form(**values) -> dict:
+    """The destination admin's add form as a browser posts it (with an empty field-map inline)."""
+    return {
+        "name": "HubSpot prod", "kind": "hubspot", "auth_method": "private_app", "base_url": "https://api.hubapi.com",
+        "api_version": "62.0", "object_model": "contact", "upsert_property": "crmsync_external_id",
+        "company_upsert_property": "crmsync_domain", "credentials_env": "", "http_method": "POST", "headers": "{}",
+        "body_template": "", "signature_header": "", "rate_limit_requests": "100", "rate_limit_window_seconds": "10",
+        "daily_budget": "250000", "batch_size": "", "batch_wait_seconds": "3", "changed_fields_only": "on", "is_active": "on",
+        "fields-TOTAL_FORMS": "0", "fields-INITIAL_FORMS": "0", "fields-MIN_NUM_FORMS": "0", "fields-MAX_NUM_FORMS": "1000",
+        **values,
+    }

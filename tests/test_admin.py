@@ -4,7 +4,7 @@ import pytest
 
 from ingestion.models import Submission
 from mapping.services import submission_process
-from tests.factories import hubspot_destination, source_with_mapping, submission
+from tests.factories import destination_form, hubspot_destination, source_with_mapping, submission
 
 pytestmark = pytest.mark.django_db
 
@@ -41,19 +41,6 @@ def test_every_model_has_a_working_admin_list(operator):
     for path in ("ingestion/source", "ingestion/submission", "mapping/mappingset", "crmsync/lead",
                  "crmsync/destination", "crmsync/pushjob", "audit/synclog"):
         assert operator.get(f"/admin/{path}/").status_code == 200, path
-
-
-def destination_form(**values) -> dict:
-    """The destination admin's add form as a browser posts it (with an empty field-map inline)."""
-    return {
-        "name": "HubSpot prod", "kind": "hubspot", "auth_method": "private_app", "base_url": "https://api.hubapi.com",
-        "api_version": "62.0", "object_model": "contact", "upsert_property": "crmsync_external_id",
-        "company_upsert_property": "crmsync_domain", "credentials_env": "", "http_method": "POST", "headers": "{}",
-        "body_template": "", "signature_header": "", "rate_limit_requests": "100", "rate_limit_window_seconds": "10",
-        "daily_budget": "250000", "batch_size": "", "batch_wait_seconds": "3", "changed_fields_only": "on", "is_active": "on",
-        "fields-TOTAL_FORMS": "0", "fields-INITIAL_FORMS": "0", "fields-MIN_NUM_FORMS": "0", "fields-MAX_NUM_FORMS": "1000",
-        **values,
-    }
 
 
 def test_a_destination_token_is_stored_encrypted_and_never_shown_again(operator):

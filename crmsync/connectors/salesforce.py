@@ -197,7 +197,7 @@ class SalesforceConnector:
         # A destination configured over plain HTTP (the built-in sandbox) gets its instance URL
         # with the token, after the session was built; never downgrade an https destination.
         if urlsplit(self.destination.base_url).scheme == "http":
-            outbound._allow_plain_http(self.session, self.destination.instance_url)
+            outbound.allow_plain_http(self.session, self.destination.instance_url)
 
     # --- OAuth (server to server) ---
 
