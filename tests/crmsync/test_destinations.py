@@ -129,7 +129,7 @@ def test_the_crms_rate_signals_block_every_worker_for_the_time_they_name(headers
     grant = ratelimit.acquire(destination)
     assert not grant.granted and reason in grant.reason
     expected = ratelimit.seconds_to_midnight() if seconds is None else seconds
-    assert expected - 2 < grant.wait_seconds <= expected
+    assert abs(grant.wait_seconds - expected) < 2  # milliseconds of rounding and of test time
 
 
 @pytest.mark.parametrize("headers", [
