@@ -15,6 +15,12 @@ def new_external_id() -> str:
 class Lead(models.Model):
     """The canonical person, owned by us and pushed to every destination."""
 
+    class Stage(models.TextChoices):
+        LEAD = "lead", "Lead"
+        MQL = "mql", "Marketing-qualified lead"
+        SQL = "sql", "Sales-qualified lead"
+        CUSTOMER = "customer", "Customer"
+
     external_id = models.CharField(max_length=64, unique=True, default=new_external_id, editable=False)
     email = models.CharField(max_length=254, blank=True)
     first_name = models.CharField(max_length=200, blank=True)
@@ -22,8 +28,26 @@ class Lead(models.Model):
     phone = models.CharField(max_length=50, blank=True)
     company = models.CharField(max_length=200, blank=True)
     country = models.CharField(max_length=100, blank=True)
-    attribution = models.JSONField(default=dict, blank=True)
+    attribution = models.JSONField(default=dict, blank=True, help_text="Last touch: UTM values, referrer, landing page.")
+    first_touch = models.JSONField(default=dict, blank=True, help_text="First touch, kept as it was.")
     attributes = models.JSONField(default=dict, blank=True, help_text="Custom attributes from mappings.")
+    field_sources = models.JSONField(default=dict, blank=True, editable=False,
+                                     help_text="field -> the source slug that set its value (merge rules).")
+    company_record = models.ForeignKey("leads.Company", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="leads", verbose_name="company (by domain)")
+    # Lifecycle and routing.
+    lifecycle_stage = models.CharField(max_length=10, choices=Stage.choices, default=Stage.LEAD)
+    score = models.IntegerField(default=0)
+    team = models.ForeignKey("leads.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+    owner = models.ForeignKey("leads.Owner", null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+    # Consent: None means the person was never asked (or the source did not say); it is never
+    # assumed, and a CRM receives nothing for it.
+    marketing_opt_in = models.BooleanField(null=True, blank=True)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_text = models.CharField(max_length=1000, blank=True, help_text="The wording or its version.")
+    consent_source = models.CharField(max_length=500, blank=True, help_text="Where it was given (form, page).")
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_leads",
+                                    editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -33,6 +57,7 @@ class Lead(models.Model):
             # One lead per normalized email; concurrent submissions for one person make one row.
             models.UniqueConstraint(fields=["email"], condition=~Q(email=""), name="lead_unique_email"),
         ]
+        indexes = [models.Index(fields=["last_name", "first_name"], name="lead_name")]
 
     def __str__(self) -> str:
         return self.email or self.external_id
@@ -124,6 +149,9 @@ class Destination(models.Model):
                   "goes at once. 0 sends every lead as soon as it is due.")
     changed_fields_only = models.BooleanField(
         default=True, help_text="Send only the fields that changed since the last successful push.")
+    lookup_existing = models.BooleanField(
+        default=True, help_text="Before creating a record, look for one the CRM already has with the lead's "
+                                "email (typed in by hand, imported) and update that one instead.")
     is_active = models.BooleanField(default=True)
     paused_at = models.DateTimeField(null=True, blank=True, editable=False)
     paused_reason = models.TextField(blank=True, editable=False)

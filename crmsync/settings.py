@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "ingestion",
     "mapping",
     "crmsync",
+    "leads",
     "crmsync.sandbox",
     "audit",
 ]

@@ -37,6 +37,10 @@ class PushRecord:
     company: dict[str, Any] | None = None
     crm_record_id: str = ""  # known from an earlier successful push, else ""
     company_crm_id: str = ""
+    # Set when we hold no CRM record ID for this lead and the destination looks up existing
+    # records: before creating, the connector asks the CRM for a record with this email and,
+    # if there is one (typed in by hand, imported), updates that record instead.
+    lookup_email: str = ""
 
     @property
     def external_id(self) -> str:
@@ -56,6 +60,11 @@ class RecordResult:
     request: dict[str, Any] = field(default_factory=dict)  # what was sent for this record
     response: dict[str, Any] = field(default_factory=dict)  # what came back for it
     duration_ms: int = 0
+    # A sentence when the record was found by lookup_email and adopted, e.g. "HubSpot contact
+    # 512 found by email"; the dispatcher logs it on the lead.
+    adopted: str = ""
+    # The CRM's lifecycle stage of an adopted record, lower-case ("customer"), when it has one.
+    crm_lifecycle: str = ""
 
     @property
     def succeeded(self) -> bool:
