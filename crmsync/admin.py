@@ -69,7 +69,7 @@ class DestinationForm(forms.ModelForm):
         fields = ("name", "kind", "auth_method", "base_url", "api_version", "object_model", "upsert_property",
                   "company_upsert_property", "credentials_env", *SECRET_INPUTS, "http_method", "headers",
                   "body_template", "signature_header", "rate_limit_requests", "rate_limit_window_seconds",
-                  "daily_budget", "batch_size", "batch_wait_seconds", "changed_fields_only", "is_active")
+                  "daily_budget", "batch_size", "batch_wait_seconds", "changed_fields_only", "lookup_existing", "is_active")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -138,7 +138,7 @@ class DestinationAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         return [
             (None, {"fields": ("name", "kind", "base_url", "object_model", "upsert_property", "company_upsert_property",
-                               "is_active", "paused_at", "paused_reason")}),
+                               "lookup_existing", "is_active", "paused_at", "paused_reason")}),
             ("Credentials (write-only)", {"fields": ("auth_method", "credentials_env", *SECRET_INPUTS)}),
             ("Salesforce", {"fields": ("api_version", "instance_url"), "classes": ("collapse",)}),
             ("REST endpoint", {"fields": ("http_method", "headers", "body_template", "signature_header"),

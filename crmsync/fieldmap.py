@@ -1,5 +1,6 @@
 """A destination's field map: what each CRM receives for a lead, and its defaults per kind."""
 
+from datetime import datetime
 from typing import Any
 
 from crmsync.models import Destination, DestinationField, Lead
@@ -21,59 +22,101 @@ FREE_MAIL_DOMAINS = frozenset({
 
 _PERSON = [("email", "email"), ("first_name", "firstname"), ("last_name", "lastname"), ("phone", "phone"),
            ("company", "company"), ("country", "country")]
+# HubSpot's lifecycle stages for ours.
+HUBSPOT_STAGES = {"lead": "lead", "mql": "marketingqualifiedlead", "sql": "salesqualifiedlead", "customer": "customer"}
+# Consent goes to explicit fields of its own (never to a CRM's opt-out flag, whose default
+# would read as an answer); a lead without an answer sends nothing for them.
+_CONSENT = ["marketing_opt_in", "consent_at", "consent_text", "consent_source"]
+CONSENT_SOURCES = frozenset(_CONSENT)
+_HUBSPOT_EXTRA = [(Obj.PRIMARY, "lifecycle_stage", "lifecyclestage", ""),
+                  (Obj.PRIMARY, "owner.hubspot_owner_id", "hubspot_owner_id", "")] + [
+    (Obj.PRIMARY, name, f"crmsync_{name}", "") for name in _CONSENT]
+_SALESFORCE_CONSENT = {"marketing_opt_in": "Crmsync_Marketing_Opt_In__c", "consent_at": "Crmsync_Consent_At__c",
+                       "consent_text": "Crmsync_Consent_Text__c", "consent_source": "Crmsync_Consent_Source__c"}
+_SALESFORCE_EXTRA = [(Obj.PRIMARY, "owner.salesforce_user_id", "OwnerId", "")] + [
+    (Obj.PRIMARY, name, target, "") for name, target in _SALESFORCE_CONSENT.items()]
 DEFAULTS: dict[str, list[tuple[str, str, str, str]]] = {
     # object model: [(object, source, target, default)]
-    Model.CONTACT: [(Obj.PRIMARY, s, t, "") for s, t in _PERSON],
-    Model.CONTACT_COMPANY: [(Obj.PRIMARY, s, t, "") for s, t in _PERSON]
+    Model.CONTACT: [(Obj.PRIMARY, s, t, "") for s, t in _PERSON] + _HUBSPOT_EXTRA,
+    Model.CONTACT_COMPANY: [(Obj.PRIMARY, s, t, "") for s, t in _PERSON] + _HUBSPOT_EXTRA
     + [(Obj.COMPANY, "company", "name", ""), (Obj.COMPANY, "domain", "domain", "")],
     # Salesforce requires LastName and Company on a Lead; "[not provided]" is the usual filler.
     Model.LEAD: [(Obj.PRIMARY, "email", "Email", ""), (Obj.PRIMARY, "first_name", "FirstName", ""),
                  (Obj.PRIMARY, "last_name", "LastName", "[not provided]"), (Obj.PRIMARY, "phone", "Phone", ""),
-                 (Obj.PRIMARY, "company", "Company", "[not provided]"), (Obj.PRIMARY, "country", "Country", "")],
+                 (Obj.PRIMARY, "company", "Company", "[not provided]"), (Obj.PRIMARY, "country", "Country", "")]
+    + _SALESFORCE_EXTRA,
     Model.CONTACT_ACCOUNT: [(Obj.PRIMARY, "email", "Email", ""), (Obj.PRIMARY, "first_name", "FirstName", ""),
                             (Obj.PRIMARY, "last_name", "LastName", "[not provided]"), (Obj.PRIMARY, "phone", "Phone", ""),
-                            (Obj.PRIMARY, "country", "MailingCountry", ""),
-                            (Obj.COMPANY, "company", "Name", ""), (Obj.COMPANY, "domain", "Website", "")],
-    Model.RECORD: [(Obj.PRIMARY, s, s, "") for s, _ in _PERSON],
+                            (Obj.PRIMARY, "country", "MailingCountry", "")] + _SALESFORCE_EXTRA
+    + [(Obj.COMPANY, "company", "Name", ""), (Obj.COMPANY, "domain", "Website", "")],
+    Model.RECORD: [(Obj.PRIMARY, s, s, "") for s, _ in _PERSON]
+    + [(Obj.PRIMARY, s, s.replace(".", "_"), "") for s in ("lifecycle_stage", "owner.email", *_CONSENT)],
 }
+VALUE_MAPS = {"lifecyclestage": HUBSPOT_STAGES}
 
 
 def fields_default_ensure(*, destination: Destination) -> int:
     """Give a destination without a field map the default one for its object model."""
     if destination.fields.exists():
         return 0
-    rows = [DestinationField(destination=destination, object=obj, source=source, target=target, default=default)
+    rows = [DestinationField(destination=destination, object=obj, source=source, target=target, default=default,
+                             value_map=VALUE_MAPS.get(target, {}))
             for obj, source, target, default in DEFAULTS.get(destination.object_model, [])]
     DestinationField.objects.bulk_create(rows)
     return len(rows)
 
 
 def company_domain(lead: Lead) -> str:
-    """The company's domain from the lead's email, unless it is a free mail address."""
+    """The company's domain: the lead's company record, else from the lead's email unless it
+    is a free mail address."""
+    if lead.company_record_id:
+        return lead.company_record.domain
     explicit = str(lead.attributes.get("company_domain") or lead.attributes.get("website") or "")
     if explicit:
-        return _bare_domain(explicit)
+        return bare_domain(explicit)
     _, _, domain = lead.email.rpartition("@")
     domain = domain.strip().lower()
     return "" if not domain or domain in FREE_MAIL_DOMAINS else domain
 
 
-def _bare_domain(value: str) -> str:
+def bare_domain(value: str) -> str:
     value = value.strip().lower()
     for prefix in ("https://", "http://"):
         value = value.removeprefix(prefix)
     return value.removeprefix("www.").split("/", 1)[0]
 
 
+# Sources a field map may name besides the lead's own columns.
+OWNER_SOURCES = ("owner.name", "owner.email", "owner.hubspot_owner_id", "owner.salesforce_user_id")
+EXTRA_SOURCES = ("domain", "external_id", "team", "lifecycle_stage", "score", *OWNER_SOURCES, *_CONSENT)
+
+
 def lead_value(lead: Lead, source: str) -> Any:
     if source == "domain":
         return company_domain(lead)
-    if source == "external_id":
-        return lead.external_id
+    if source == "company":
+        return lead.company or (lead.company_record.name if lead.company_record_id else "")
+    if source == "team":
+        return lead.team.name if lead.team_id else None
     head, _, name = source.partition(".")
-    if head in ("attributes", "attribution") and name:
+    if head == "owner" and name:
+        return getattr(lead.owner, name, None) if lead.owner_id else None
+    if head in ("attributes", "attribution", "first_touch") and name:
         return getattr(lead, head).get(name)
-    return getattr(lead, source, None)
+    value = getattr(lead, source, None)
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def source_error(source: str) -> str:
+    """'' when a field map may read `source`."""
+    head, _, name = source.partition(".")
+    if source in (*LEAD_COLUMNS, *EXTRA_SOURCES) or (head in ("attributes", "attribution", "first_touch") and name):
+        return ""
+    return (f"Use one of {', '.join((*LEAD_COLUMNS, *EXTRA_SOURCES))}, attributes.<name>, attribution.<name> "
+            "or first_touch.<name>.")
+
+
+LEAD_COLUMNS = ("email", "first_name", "last_name", "phone", "company", "country")
 
 
 def render(lead: Lead, fields: list[DestinationField], *, company_key: str) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -214,8 +214,10 @@ class DestinationField(models.Model):
     destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="fields")
     source = models.CharField(
         max_length=100,
-        help_text="Canonical field: email, first_name, last_name, phone, company, country, domain, "
-                  "attributes.<name> or attribution.<name>.")
+        help_text="Lead field: email, first_name, last_name, phone, company, country, domain, external_id, "
+                  "lifecycle_stage, score, team, owner.<name|email|hubspot_owner_id|salesforce_user_id>, "
+                  "marketing_opt_in, consent_at, consent_text, consent_source, attributes.<name>, "
+                  "attribution.<name> (last touch) or first_touch.<name>.")
     target = models.CharField(max_length=100, help_text="CRM property or field API name.")
     object = models.CharField(max_length=10, choices=Object.choices, default=Object.PRIMARY)
     value_map = models.JSONField(
@@ -230,6 +232,19 @@ class DestinationField(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} → {self.target}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from crmsync.fieldmap import CONSENT_SOURCES, source_error
+
+        errors = {}
+        if message := source_error(self.source.strip()):
+            errors["source"] = message
+        if self.source.strip() in CONSENT_SOURCES and self.default:
+            errors["default"] = "Consent is never defaulted: a lead without an answer sends nothing for it."
+        if errors:
+            raise ValidationError(errors)
 
 
 class LeadDelivery(models.Model):

@@ -11,17 +11,23 @@ CANONICAL_FIELDS = ("email", "first_name", "last_name", "phone", "company", "cou
 ATTRIBUTE_PREFIX = "attributes."
 ATTRIBUTION_PREFIX = "attribution."
 ATTRIBUTION_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "landing_page")
+# Keys that identify the person: our own external ID (a form may send it back) and the source's
+# record ID (Stripe customer, Meta lead, Typeform response). Matched before the email.
+IDENTITY_FIELDS = ("external_id", "source_record_id")
+# Consent is mapped explicitly and never defaulted: no default value, no constant step.
+CONSENT_FIELDS = ("marketing_opt_in", "consent_at", "consent_text", "consent_source")
+TARGETS = (*CANONICAL_FIELDS, *IDENTITY_FIELDS, *CONSENT_FIELDS)
 
 
 def target_error(target: str) -> str:
     """'' when the target names a lead field, an attribution field or a custom attribute."""
-    if target in CANONICAL_FIELDS:
+    if target in TARGETS:
         return ""
     if target.startswith(ATTRIBUTION_PREFIX) and target.removeprefix(ATTRIBUTION_PREFIX) in ATTRIBUTION_FIELDS:
         return ""
     if target.startswith(ATTRIBUTE_PREFIX) and target.removeprefix(ATTRIBUTE_PREFIX).isidentifier():
         return ""
-    return (f"Use one of {', '.join(CANONICAL_FIELDS)}, attribution.<{'|'.join(ATTRIBUTION_FIELDS)}> "
+    return (f"Use one of {', '.join(TARGETS)}, attribution.<{'|'.join(ATTRIBUTION_FIELDS)}> "
             "or attributes.<name>.")
 
 
@@ -87,7 +93,7 @@ class FieldRule(models.Model):
         help_text="Field names in the payload, comma-separated; the first one present wins (aliases).")
     target = models.CharField(
         max_length=200,
-        help_text=f"A lead field ({', '.join(CANONICAL_FIELDS)}), attribution.<{'|'.join(ATTRIBUTION_FIELDS)}> "
+        help_text=f"A lead field ({', '.join(TARGETS)}), attribution.<{'|'.join(ATTRIBUTION_FIELDS)}> "
                   "or attributes.<name> for a custom attribute.")
     transforms = models.JSONField(default=list, blank=True,
                                   help_text='A chain of steps, e.g. [{"op": "trim"}, {"op": "lower"}].')
@@ -121,6 +127,8 @@ class FieldRule(models.Model):
             errors["transforms"] = problems
         if self.on_invalid == self.OnInvalid.DEFAULT and not self.default:
             errors["default"] = "Give the default value to use."
+        if self.target in CONSENT_FIELDS:
+            errors.update(consent_rule_errors(self.default, self.on_invalid, self.transforms))
         if errors:
             raise ValidationError(errors)
 
@@ -128,6 +136,18 @@ class FieldRule(models.Model):
         return {"source_keys": self.keys, "target": self.target, "transforms": self.transforms,
                 "required": self.required, "on_invalid": self.on_invalid, "default": self.default,
                 "max_length": self.max_length}
+
+
+def consent_rule_errors(default: str, on_invalid: str, chain: object) -> dict[str, str]:
+    """Consent comes from the person or not at all: a rule may not make one up."""
+    errors = {}
+    if default:
+        errors["default"] = "Consent is never defaulted: leave it empty, so a missing answer stays missing."
+    if on_invalid == FieldRule.OnInvalid.DEFAULT:
+        errors["on_invalid"] = "Consent is never defaulted: reject the submission or drop the field."
+    if isinstance(chain, list) and any(isinstance(s, dict) and s.get("op") in ("constant", "default") for s in chain):
+        errors["transforms"] = "Consent is never defaulted: remove the constant or default step."
+    return errors
 
 
 class MappingVersion(models.Model):

@@ -11,11 +11,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from email_validator import EmailNotValidError, validate_email
 
-from crmsync.services import lead_upsert, push_jobs_enqueue
+from crmsync.services import push_jobs_enqueue
 from ingestion.meta import Fetch, meta_leads_fetch
 from ingestion.models import Source, Submission
+from leads.services import Incoming, lead_resolve
 from mapping import extractors, transforms
 from mapping.models import (ATTRIBUTE_PREFIX, ATTRIBUTION_PREFIX, DomainBlock, FieldRule, MappingSet,
                             MappingVersion, UnmappedField)
@@ -125,8 +127,7 @@ def _apply_rule(rule: dict, fields: dict, context, blocked: set[str], mapped: Ma
             mapped.errors.append(_reason(rule, rule["source_keys"][0], f"{names} is required but missing or empty."))
         return
     try:
-        value = transforms.apply_chain(raw, rule["transforms"], context=context)
-        _validate(rule, value, blocked)
+        value = _validate(rule, transforms.apply_chain(raw, rule["transforms"], context=context), blocked)
     except transforms.TransformError as exc:
         _invalid(rule, key, str(exc), mapped)
         return
@@ -145,11 +146,19 @@ def _first_present(fields: dict, keys: list[str]) -> tuple[str | None, Any]:
     return None, None
 
 
-def _validate(rule: dict, value: Any, blocked: set[str]) -> None:
+def _validate(rule: dict, value: Any, blocked: set[str]) -> Any:
+    """Raises TransformError for a value the target cannot hold; returns the value, parsed
+    where the target has a type (consent)."""
     if rule["target"] == "email" and value not in (None, ""):
         _validate_email(str(value), blocked)
+    if rule["target"] == "marketing_opt_in" and value not in (None, ""):
+        value = transforms.apply_chain(value, [{"op": "boolean"}])
+    if rule["target"] == "consent_at" and value not in (None, ""):
+        if parse_datetime(str(value)) is None:
+            raise transforms.TransformError(f"'{str(value)[:40]}' is not a date and time; add a 'datetime' step.")
     if rule["max_length"] and isinstance(value, str) and len(value) > rule["max_length"]:
         raise transforms.TransformError(f"'{value[:40]}' is longer than {rule['max_length']} characters.")
+    return value
 
 
 def _validate_email(value: str, blocked: set[str]) -> None:
@@ -274,8 +283,11 @@ def _process_locked(submission: Submission) -> Submission:
     mapped = mapping_apply(config=version.config, fields=fields)
     if mapped.errors:
         return _finish(submission, Submission.Status.REJECTED, reasons=mapped.errors, version=version)
-    lead, changed = lead_upsert(values=mapped.values, attributes=mapped.attributes, attribution=mapped.attribution)
-    if changed:
+    incoming = Incoming(values=mapped.values, attributes=mapped.attributes, attribution=mapped.attribution,
+                        source_slug=submission.source.slug, submission=submission, received_at=submission.received_at)
+    resolution = lead_resolve(incoming=incoming)
+    lead = resolution.lead
+    if resolution.changed:
         push_jobs_enqueue(lead=lead)
     return _finish(submission, Submission.Status.PROCESSED, lead=lead, version=version,
                    reasons=[{**d, "message": f"dropped: {d['message']}"} for d in mapped.dropped])

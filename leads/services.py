@@ -1,0 +1,364 @@
+"""One person, one record: identity resolution, merging, companies, and the decision log.
+
+Order of keys, strongest first: our external ID, the source's own record ID, the email (or an
+email the lead is known by), then first and last name with the company domain. The first key
+that finds a lead wins; a new lead is created only when none does, and the database's unique
+constraints (email, identity keys) make concurrent submissions for one new person end in one
+row: the loser of the race rolls back to a savepoint and matches the winner's lead.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone as dt_timezone
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from crmsync.fieldmap import FREE_MAIL_DOMAINS, bare_domain
+from crmsync.models import Lead
+from leads import lifecycle, routing
+from leads.models import LEAD_FIELDS, CampaignAlias, Company, LeadDecision, LeadIdentity, MergeRule, campaign_key
+
+log = logging.getLogger(__name__)
+
+Action = LeadDecision.Action
+
+
+@dataclass
+class Incoming:
+    """What one submission says about a person, after mapping."""
+
+    values: dict[str, str] = field(default_factory=dict)  # lead fields, identity and consent targets
+    attributes: dict[str, Any] = field(default_factory=dict)
+    attribution: dict[str, str] = field(default_factory=dict)
+    source_slug: str = ""
+    submission: Any = None
+    received_at: datetime | None = None
+
+    @property
+    def email(self) -> str:
+        return self.values.get("email", "").strip().lower()
+
+    @property
+    def source_record_key(self) -> str:
+        record_id = self.values.get("source_record_id", "").strip()
+        return f"{self.source_slug}:{record_id}" if record_id else ""
+
+    def domain(self) -> str:
+        return company_domain_of(self.email, self.attributes)
+
+
+@dataclass
+class Resolution:
+    lead: Lead
+    changed: bool
+    matched_by: str  # "" for a new lead
+
+
+def company_domain_of(email: str, attributes: dict) -> str:
+    """The company's domain: an explicit company domain or website, else the email's domain
+    unless it is a free-mail provider's."""
+    explicit = str(attributes.get("company_domain") or attributes.get("website") or "")
+    if explicit.strip():
+        return bare_domain(explicit)
+    domain = email.rpartition("@")[2].strip().lower()
+    return "" if not domain or domain in FREE_MAIL_DOMAINS else domain
+
+
+# --- Resolution ----------------------------------------------------------------------------
+
+
+def lead_resolve(*, incoming: Incoming) -> Resolution:
+    """Find or create the one lead for this person and merge what the submission says.
+    Must run inside the caller's transaction."""
+    lead, matched_by, note = _find(incoming)
+    if lead is None:
+        try:
+            with transaction.atomic():  # savepoint: a concurrent insert must not poison the caller
+                lead = _create(incoming)
+        except IntegrityError:
+            # Another submission for the same person committed first (unique email or key).
+            lead, matched_by, note = _find(incoming)
+            if lead is None:
+                raise
+    if matched_by:
+        changes = _merge(lead, incoming)
+        changed = bool(changes["changed"])
+        decision_record(lead=lead, action=Action.MATCHED, matched_by=matched_by, submission=incoming.submission,
+                        detail=note, changes=changes)
+    else:
+        changed = True
+        decision_record(lead=lead, action=Action.CREATED, submission=incoming.submission, detail=note,
+                        changes={"keys": _key_names(incoming)})
+    _identities_add(lead, incoming)
+    changed = _company_link(lead, incoming.submission) or changed
+    changed = lifecycle.lead_evaluate(lead=lead, submission=incoming.submission) or changed
+    changed = routing.lead_route(lead=lead, submission=incoming.submission) or changed
+    if changed:
+        lead.save()
+    return Resolution(lead, changed, matched_by)
+
+
+def _find(incoming: Incoming) -> tuple[Lead | None, str, str]:
+    """(lead, key that matched, note); (None, "", note) when no key matches."""
+    locked = Lead.objects.select_for_update()
+    if external_id := incoming.values.get("external_id", "").strip():
+        if lead := locked.filter(external_id=external_id).first():
+            return _survivor(lead), "external_id", f"external ID {external_id}"
+    if key := incoming.source_record_key:
+        if identity := LeadIdentity.objects.filter(kind=LeadIdentity.Kind.SOURCE_RECORD, value=key).first():
+            return _survivor(locked.get(pk=identity.lead_id)), "source_record", f"source record {key}"
+    if email := incoming.email:
+        if lead := locked.filter(email=email).first():
+            return _survivor(lead), "email", "email address"
+        if identity := LeadIdentity.objects.filter(kind=LeadIdentity.Kind.EMAIL, value=email).first():
+            return _survivor(locked.get(pk=identity.lead_id)), "email", "another email address of the lead"
+    return _find_by_name(incoming, locked)
+
+
+def _find_by_name(incoming: Incoming, locked) -> tuple[Lead | None, str, str]:
+    first, last = incoming.values.get("first_name", "").strip(), incoming.values.get("last_name", "").strip()
+    domain = incoming.domain()
+    if not (first and last and domain):
+        return None, "", ""
+    candidates = list(locked.filter(first_name__iexact=first, last_name__iexact=last, company_record__domain=domain,
+                                    merged_into__isnull=True)[:2])
+    if len(candidates) == 1:
+        return candidates[0], "name_domain", f"first and last name at {domain}"
+    if candidates:
+        return None, "", f"several leads named {first} {last} at {domain}: not matched by name, a reviewer may merge"
+    return None, "", ""
+
+
+def _survivor(lead: Lead) -> Lead:
+    """A merged lead's keys lead to the lead it was merged into."""
+    seen = set()
+    while lead.merged_into_id and lead.pk not in seen:
+        seen.add(lead.pk)
+        lead = Lead.objects.select_for_update().get(pk=lead.merged_into_id)
+    return lead
+
+
+def _key_names(incoming: Incoming) -> list[str]:
+    keys = [name for name, value in (("external_id", incoming.values.get("external_id")),
+                                     ("source_record", incoming.source_record_key), ("email", incoming.email))
+            if value]
+    return keys
+
+
+def _create(incoming: Incoming) -> Lead:
+    values = {name: str(incoming.values.get(name, "")).strip() for name in LEAD_FIELDS}
+    values["email"] = incoming.email
+    # An external ID nobody holds is not ours to adopt: the new lead gets its own.
+    lead = Lead(**values, attributes=_present(incoming.attributes),
+                field_sources={k: incoming.source_slug for k, v in values.items() if v and k in LEAD_FIELDS})
+    _touch(lead, incoming)
+    _consent(lead, incoming)
+    lead.save()
+    if key := incoming.source_record_key:
+        LeadIdentity.objects.create(lead=lead, kind=LeadIdentity.Kind.SOURCE_RECORD, value=key)
+    return lead
+
+
+def _present(values: dict) -> dict:
+    return {k: v for k, v in values.items() if not _blank(v)}
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or value in ([], {})
+
+
+# --- Merging -------------------------------------------------------------------------------
+
+
+def _merge(lead: Lead, incoming: Incoming) -> dict:
+    """Apply the merge rules; returns {"changed": {field: [before, after]}, "kept": {field: why}}."""
+    rules = {rule.field: rule for rule in MergeRule.objects.all()}
+    changed: dict[str, list] = {}
+    kept: dict[str, str] = {}
+    incoming_values = {name: str(incoming.values.get(name, "")).strip() for name in LEAD_FIELDS}
+    incoming_values["email"] = incoming.email
+    for name, new in incoming_values.items():
+        old = getattr(lead, name)
+        verdict = _wins(name, old, new, lead, incoming.source_slug, rules)
+        if verdict is True:
+            if name == "email" and Lead.objects.filter(email=new).exclude(pk=lead.pk).exists():
+                kept[name] = f"{new} belongs to another lead; a reviewer may merge the two"
+                continue
+            setattr(lead, name, new)
+            lead.field_sources[name] = incoming.source_slug
+            changed[name] = [old, new]
+        elif verdict:
+            kept[name] = verdict
+    attributes = dict(lead.attributes)
+    for name, new in incoming.attributes.items():
+        path = f"attributes.{name}"
+        verdict = _wins(path, attributes.get(name), new, lead, incoming.source_slug, rules)
+        if verdict is True:
+            changed[path] = [attributes.get(name), new]
+            attributes[name] = new
+            lead.field_sources[path] = incoming.source_slug
+        elif verdict:
+            kept[path] = verdict
+    lead.attributes = attributes
+    changed.update(_touch(lead, incoming))
+    changed.update(_consent(lead, incoming))
+    return {"changed": changed, "kept": kept}
+
+
+def _wins(path: str, old: Any, new: Any, lead: Lead, source: str, rules: dict[str, MergeRule]) -> bool | str:
+    """True when `new` replaces `old`; otherwise "" (nothing to do) or why the old value stays."""
+    if _blank(new) or old == new:
+        return ""  # blanks never overwrite values
+    if _blank(old):
+        return True
+    rule = rules.get(path)
+    mode = rule.mode if rule else (MergeRule.Mode.FIRST if path == "email" else MergeRule.Mode.NEWEST)
+    if mode == MergeRule.Mode.NEWEST:
+        return True
+    if mode == MergeRule.Mode.FIRST:
+        return "the first value is kept" + (" (the new address is kept as another email)" if path == "email" else "")
+    order = rule.sources
+    rank = {slug: i for i, slug in enumerate(order)}
+    current = lead.field_sources.get(path, "")
+    if rank.get(source, len(order)) <= rank.get(current, len(order)):
+        return True
+    return f"set by {current or 'an earlier source'}, which ranks above {source}"
+
+
+def _touch(lead: Lead, incoming: Incoming) -> dict[str, list]:
+    """First touch is kept; last touch is replaced by any submission that carries one."""
+    touch = {k: str(v).strip() for k, v in incoming.attribution.items() if not _blank(v)}
+    if not touch:
+        return {}
+    if "utm_campaign" in touch:
+        touch["utm_campaign"] = campaign_name(touch["utm_campaign"])
+    changes = {}
+    if not lead.first_touch:
+        lead.first_touch = {**touch, "source": incoming.source_slug,
+                            "at": (incoming.received_at or timezone.now()).isoformat()}
+        changes["first_touch"] = [None, touch]
+    if touch != lead.attribution:
+        changes["last_touch"] = [lead.attribution, touch]
+        lead.attribution = touch
+    return changes
+
+
+def campaign_name(raw: str) -> str:
+    """The campaign's reporting name when an alias names it, else the value as normalized."""
+    alias = CampaignAlias.objects.filter(raw=campaign_key(raw)).values_list("name", flat=True).first()
+    return alias or raw
+
+
+def _consent(lead: Lead, incoming: Incoming) -> dict[str, list]:
+    """Consent is only ever what the person said: an explicit yes or no, with when, which
+    wording and where. A submission without an answer changes nothing; an older answer never
+    replaces a newer one."""
+    answer = _yes_no(incoming.values.get("marketing_opt_in"))
+    if answer is None:
+        return {}
+    given_at = parse_datetime(incoming.values.get("consent_at", "") or "") or incoming.received_at or timezone.now()
+    if timezone.is_naive(given_at):
+        given_at = timezone.make_aware(given_at, dt_timezone.utc)
+    if lead.consent_at and given_at < lead.consent_at:
+        return {}
+    new = {"marketing_opt_in": answer, "consent_at": given_at,
+           "consent_text": incoming.values.get("consent_text", "").strip(),
+           "consent_source": incoming.values.get("consent_source", "").strip() or incoming.source_slug}
+    changes = {}
+    for name, value in new.items():
+        if getattr(lead, name) != value:
+            changes[name] = [_plain(getattr(lead, name)), _plain(value)]
+            setattr(lead, name, value)
+    return changes
+
+
+def _yes_no(value: Any) -> bool | None:
+    text = str(value if value is not None else "").strip().lower()
+    return {"true": True, "false": False}.get(text)
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _identities_add(lead: Lead, incoming: Incoming) -> None:
+    keys = []
+    if key := incoming.source_record_key:
+        keys.append((LeadIdentity.Kind.SOURCE_RECORD, key))
+    if incoming.email and incoming.email != lead.email:
+        keys.append((LeadIdentity.Kind.EMAIL, incoming.email))
+    for kind, value in keys:
+        if Lead.objects.filter(email=value).exclude(pk=lead.pk).exists():
+            continue  # another lead's own address: not an alias of this one
+        try:
+            with transaction.atomic():
+                LeadIdentity.objects.get_or_create(kind=kind, value=value, defaults={"lead": lead})
+        except IntegrityError:
+            pass  # claimed concurrently by the same lead or another one
+
+
+# --- Companies -----------------------------------------------------------------------------
+
+
+def _company_link(lead: Lead, submission=None) -> bool:
+    """Link the lead to the one company of its domain; returns whether the lead changed."""
+    domain = company_domain_of(lead.email, lead.attributes)
+    if not domain:
+        return False
+    company = company_for_domain(domain, name=lead.company)
+    if lead.company_record_id == company.pk:
+        return False
+    lead.company_record = company
+    return True
+
+
+def company_for_domain(domain: str, *, name: str = "") -> Company:
+    company = Company.objects.filter(domain=domain).first()
+    if company is None:
+        try:
+            with transaction.atomic():
+                company = Company.objects.create(domain=domain, name=name)
+        except IntegrityError:
+            company = Company.objects.get(domain=domain)
+    if name and not company.name:
+        Company.objects.filter(pk=company.pk, name="").update(name=name)
+        company.name = name
+    return company
+
+
+# --- Decisions -----------------------------------------------------------------------------
+
+
+def decision_record(*, lead: Lead, action: str, detail: str = "", matched_by: str = "", changes: dict | None = None,
+                    submission=None, actor=None) -> LeadDecision:
+    """Log one decision about a lead; shown on the lead in the admin."""
+    return LeadDecision.objects.create(lead=lead, action=action, detail=detail[:4000], matched_by=matched_by,
+                                       changes=_json_safe(changes or {}), submission=submission, actor=actor)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return _plain(value)
+
+
+def lead_customer_found(*, lead: Lead, detail: str) -> bool:
+    """A CRM told us this person is an existing customer: mark them and route them to account
+    management. Returns whether the lead changed (the caller queues its push again)."""
+    with transaction.atomic():
+        lead = Lead.objects.select_for_update().get(pk=lead.pk)
+        if lead.lifecycle_stage == Lead.Stage.CUSTOMER:
+            return False
+        changed = lifecycle.lead_mark_customer(lead=lead, detail=detail)
+        changed = routing.lead_route(lead=lead) or changed
+        if changed:
+            lead.save()
+            from crmsync.services import push_jobs_enqueue
+
+            push_jobs_enqueue(lead=lead)
+        return changed
