@@ -362,3 +362,87 @@ def lead_customer_found(*, lead: Lead, detail: str) -> bool:
 
             push_jobs_enqueue(lead=lead)
         return changed
+
+
+# --- Reviewer merge ------------------------------------------------------------------------
+
+
+class MergeError(Exception):
+    """Two leads that cannot be merged; the message is for the reviewer."""
+
+
+def leads_merge(*, survivor: Lead, other: Lead, actor=None) -> Lead:
+    """Merge `other` into `survivor`. The survivor keeps its values and fills its blanks from
+    the other; the other lead stays, marked merged, with its own history (submissions, push
+    jobs, decisions) untouched, and its keys (email, source record IDs) now find the survivor.
+    Its pending pushes stop; the survivor is pushed again."""
+    from crmsync.models import PushJob
+    from crmsync.services import push_jobs_enqueue
+
+    if survivor.pk == other.pk:
+        raise MergeError("A lead cannot be merged into itself.")
+    with transaction.atomic():
+        locked = {lead.pk: lead for lead in Lead.objects.select_for_update().filter(pk__in=[survivor.pk, other.pk])
+                  .order_by("pk")}
+        survivor, other = locked[survivor.pk], locked[other.pk]
+        if survivor.merged_into_id or other.merged_into_id:
+            raise MergeError("One of the leads was already merged; merge into the lead it was merged into.")
+        changes = _merge_values(survivor, other)
+        other_email = other.email
+        other.email, other.merged_into = "", survivor
+        other.save(update_fields=["email", "merged_into", "updated_at"])
+        if other_email and not survivor.email:
+            survivor.email = other_email
+            changes["email"] = ["", other_email]
+        elif other_email and other_email != survivor.email:
+            LeadIdentity.objects.get_or_create(kind=LeadIdentity.Kind.EMAIL, value=other_email,
+                                               defaults={"lead": survivor})
+        LeadIdentity.objects.filter(lead=other).update(lead=survivor)
+        survivor.save()
+        stopped = PushJob.objects.filter(lead=other, status=PushJob.Status.PENDING).update(
+            status=PushJob.Status.SUPERSEDED, last_error=f"merged into {survivor.external_id}",
+            finished_at=timezone.now(), updated_at=timezone.now())
+        crm_records = [f"{d.destination}: {d.crm_record_id}" for d in other.deliveries.select_related("destination")
+                       if d.crm_record_id]
+        left = (f" The CRM still holds the merged lead's records ({'; '.join(crm_records)}): merge them there."
+                if crm_records else "")
+        decision_record(lead=survivor, action=Action.MERGED, actor=actor, matched_by="reviewer",
+                        detail=f"Merged {other.external_id} ({other_email or 'no email'}) into this lead.{left}",
+                        changes={"changed": changes, "merged_lead": other.external_id})
+        decision_record(lead=other, action=Action.MERGED, actor=actor, matched_by="reviewer",
+                        detail=f"Merged into {survivor.external_id} ({survivor.email or 'no email'}); "
+                               f"{stopped} pending push(es) stopped.")
+        push_jobs_enqueue(lead=survivor)
+    log.info("leads merged", extra={"survivor": survivor.external_id, "merged": other.external_id})
+    return survivor
+
+
+def _merge_values(survivor: Lead, other: Lead) -> dict[str, list]:
+    changes: dict[str, list] = {}
+    for name in LEAD_FIELDS:
+        if name != "email" and _blank(getattr(survivor, name)) and not _blank(getattr(other, name)):
+            changes[name] = [getattr(survivor, name), getattr(other, name)]
+            setattr(survivor, name, getattr(other, name))
+    for name, value in other.attributes.items():
+        if _blank(survivor.attributes.get(name)) and not _blank(value):
+            survivor.attributes[name] = value
+            changes[f"attributes.{name}"] = [None, value]
+    if other.first_touch and (not survivor.first_touch
+                              or other.first_touch.get("at", "") < survivor.first_touch.get("at", "")):
+        changes["first_touch"] = [survivor.first_touch, other.first_touch]
+        survivor.first_touch = other.first_touch
+    if not survivor.attribution and other.attribution:
+        survivor.attribution = other.attribution
+    if other.marketing_opt_in is not None and (survivor.consent_at is None or
+                                               (other.consent_at and other.consent_at > survivor.consent_at)):
+        for name in ("marketing_opt_in", "consent_at", "consent_text", "consent_source"):
+            changes[name] = [_plain(getattr(survivor, name)), _plain(getattr(other, name))]
+            setattr(survivor, name, getattr(other, name))
+    if lifecycle.ORDER[Lead.Stage(other.lifecycle_stage)] > lifecycle.ORDER[Lead.Stage(survivor.lifecycle_stage)]:
+        changes["lifecycle_stage"] = [survivor.lifecycle_stage, other.lifecycle_stage]
+        survivor.lifecycle_stage = other.lifecycle_stage
+    for name in ("company_record", "owner", "team"):
+        if getattr(survivor, f"{name}_id") is None and getattr(other, f"{name}_id") is not None:
+            setattr(survivor, name, getattr(other, name))
+            changes[name] = [None, str(getattr(other, name))]
+    return changes

@@ -33,26 +33,42 @@ def _utm(prefix: str = "") -> list[dict]:
             for name in ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")]
 
 
+def _record_id(keys: str) -> list[dict]:
+    """The source's own ID for the person or response: matched before the email."""
+    return [_rule(keys, "source_record_id", TEXT)]
+
+
+# Consent only when the form asks: no default, and a value that is not yes/no is dropped.
+CONSENT = [
+    _rule("marketing_opt_in, opt_in, consent, gdpr_consent, newsletter", "marketing_opt_in", [{"op": "boolean"}]),
+    _rule("consent_at, consent_timestamp", "consent_at", [{"op": "datetime"}]),
+    _rule("consent_text, consent_wording, consent_version", "consent_text", TEXT),
+    _rule("referrer, referer, page_referrer", "attribution.referrer", [{"op": "trim"}]),
+    _rule("landing_page, page_url, pageUrl", "attribution.landing_page", [{"op": "trim"}]),
+    _rule("website, company_website, company_domain", "attributes.website", [{"op": "trim"}, {"op": "lower"}]),
+]
+
 GENERIC = _person("email, email_address, user_email, Email", "first_name, firstname, First name",
                   "last_name, lastname, Last name", "name, full_name, Name", "phone, phone_number, Phone",
-                  "company, company_name, Company", "country, Country") + _utm()
+                  "company, company_name, Company", "country, Country") + _utm() + CONSENT
 
 STARTERS: dict[str, list[dict]] = {
     "web_form": GENERIC,
     "json_webhook": GENERIC,
     "gravity_forms": GENERIC,
-    "tally": GENERIC,
+    "tally": GENERIC + _record_id("responseId"),
     "webflow": GENERIC,
     "unbounce": GENERIC,
     "jotform": _person("email", "name.first", "name.last", "fullName, name", "phoneNumber.full, phone",
                        "company", "address.country, country") + _utm(),
     "stripe": _person("customer_details.email, customer_email, email", "first_name", "last_name",
                       "customer_details.name, name", "customer_details.phone, phone", "company",
-                      "customer_details.address.country, address.country") + _utm("metadata."),
+                      "customer_details.address.country, address.country") + _utm("metadata.")
+    + _record_id("customer, id"),
     "meta_lead_ads": _person("email", "first_name", "last_name", "full_name", "phone_number",
-                             "company_name", "country") + _utm(),
+                             "company_name", "country") + _utm() + _record_id("leadgen_id"),
     "typeform": _person("email", "first_name", "last_name", "name", "phone_number", "company", "country")
-    + _utm("hidden."),
+    + _utm("hidden.") + _record_id("token"),
     "calendly": _person("email", "first_name", "last_name", "name", "text_reminder_number", "company", "country")
     + _utm("tracking."),
 }

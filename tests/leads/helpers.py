@@ -1,0 +1,11 @@
+from crmsync.models import Lead
+from ingestion.models import Source, Submission
+from mapping.services import submission_process
+from tests.factories import submission
+
+
+def submit(source: Source, **payload) -> Lead:
+    """Store a submission as the intake would and process it; returns its lead."""
+    processed = submission_process(submission_id=submission(source=source, payload=payload).pk)
+    assert processed.status == Submission.Status.PROCESSED, processed.reasons
+    return processed.lead
