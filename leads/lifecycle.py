@@ -21,7 +21,7 @@ def score(lead: Lead, rules: list[ScoringRule] | None = None) -> tuple[int, list
     for rule in rules:
         if _matches(rule, lead_value(lead, rule.field)):
             total += rule.points
-            hits.append(f"{rule} ({rule.points:+d})")
+            hits.append(f"{rule.describe()} ({rule.points:+d})")
     return total, hits
 
 

@@ -148,7 +148,10 @@ class ScoringRule(models.Model):
         ordering = ["field", "id"]
 
     def __str__(self) -> str:
-        return self.name or f"{self.field} {self.operator} {self.value}: {self.points:+d}"
+        return f"{self.describe()}: {self.points:+d}"
+
+    def describe(self) -> str:
+        return self.name or f"{self.field} {self.operator} {self.value}".strip()
 
     def clean(self) -> None:
         errors = {}
