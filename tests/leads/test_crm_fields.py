@@ -1,0 +1,80 @@
+"""What the CRM receives for owner, lifecycle stage, company and consent, asked of the sandbox
+HubSpot over HTTP after real pushes."""
+
+import pytest
+
+from audit.models import SyncLog
+from crmsync import services
+from crmsync.models import Destination, Lead, PushJob
+from crmsync.preflight import destination_fields_create
+from crmsync.sandbox.models import SandboxAssociation, SandboxCompany, SandboxContact
+from leads.models import Owner, StageThreshold, ScoringRule, Team
+from tests.factories import hubspot_destination
+from tests.leads.helpers import submit
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def hubspot(live_server) -> Destination:
+    destination = hubspot_destination(base_url=f"{live_server.url}/sandbox/hubspot",
+                                      object_model=Destination.ObjectModel.CONTACT_COMPANY)
+    destination_fields_create(destination=destination)  # the company's unique domain property
+    return destination
+
+
+def pushed(lead: Lead) -> dict:
+    """The contact's properties as the sandbox CRM stores them, after pushing everything due."""
+    services.push_dispatch_due()
+    job = PushJob.objects.filter(lead=lead).latest("id")
+    assert job.status == PushJob.Status.SUCCEEDED, job.last_error
+    return SandboxContact.objects.get(pk=job.crm_record_id).properties
+
+
+def test_consent_absent_from_the_payload_is_absent_from_what_the_crm_receives(web, hubspot):
+    lead = submit(web, email="ada@example.com", first_name="Ada")
+
+    properties = pushed(lead)
+
+    consent = {"crmsync_marketing_opt_in", "crmsync_consent_at", "crmsync_consent_text", "crmsync_consent_source"}
+    assert not consent & set(properties)
+    sent = SyncLog.objects.get(lead_external_id=lead.external_id).request["properties"]
+    assert not consent & set(sent)
+
+
+def test_an_explicit_no_reaches_the_crm_as_false_with_when_what_and_where(web, hubspot):
+    lead = submit(web, email="ada@example.com", marketing_opt_in="no", consent_text="newsletter-v3",
+                  consent_at="2026-11-01T10:00:00+01:00")
+
+    properties = pushed(lead)
+
+    assert properties["crmsync_marketing_opt_in"] == "false"
+    assert properties["crmsync_consent_text"] == "newsletter-v3"
+    assert properties["crmsync_consent_source"] == "website"
+    assert properties["crmsync_consent_at"].startswith("2026-11-01T09:00:00")
+
+
+def test_the_assigned_owner_and_the_lifecycle_stage_reach_the_crm(web, hubspot):
+    team = Team.objects.create(name="Sales", is_default=True)
+    Owner.objects.create(team=team, name="Ann", hubspot_owner_id="101")
+    ScoringRule.objects.create(field="company", operator="present", points=20)
+    StageThreshold.objects.create(stage="mql", min_score=20)
+
+    lead = submit(web, email="ada@acme.com", company="ACME")
+    properties = pushed(lead)
+
+    assert properties["hubspot_owner_id"] == "101"
+    assert properties["lifecyclestage"] == "marketingqualifiedlead"
+
+
+def test_two_people_of_one_company_are_associated_with_one_crm_company(web, hubspot):
+    ada = submit(web, email="ada@acme.com", company="ACME")
+    bob = submit(web, email="bob@acme.com")
+    free = submit(web, email="carol@gmail.com", company="Carol's Cakes")
+    for lead in (ada, bob, free):
+        pushed(lead)
+
+    [company] = SandboxCompany.objects.all()
+    assert (company.properties["domain"], company.properties["name"]) == ("acme.com", "ACME")
+    contacts = {a.from_id for a in SandboxAssociation.objects.filter(to_id=company.pk)}
+    assert contacts == {int(PushJob.objects.get(lead=lead).crm_record_id) for lead in (ada, bob)}
