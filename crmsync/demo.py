@@ -10,6 +10,7 @@ from django.db import transaction
 from crmsync.fieldmap import fields_default_ensure
 from crmsync.models import Destination
 from ingestion.models import Source
+from leads.models import Owner, ScoringRule, StageThreshold, Team
 from mapping.models import FieldRule, MappingSet
 from mapping.services import mapping_publish
 
@@ -29,7 +30,14 @@ DEMO_RULES = (
     ("utm_source", "attribution.utm_source", [{"op": "utm_normalize"}], False, "drop"),
     ("utm_medium", "attribution.utm_medium", [{"op": "utm_normalize"}], False, "drop"),
     ("utm_campaign", "attribution.utm_campaign", [{"op": "utm_normalize"}], False, "drop"),
+    ("marketing_opt_in, opt_in", "marketing_opt_in", [{"op": "boolean"}], False, "drop"),
+    ("consent_text", "consent_text", TEXT, False, "drop"),
 )
+# A sales team sharing new leads round-robin (owner IDs as the sandbox HubSpot knows them),
+# and scoring rules that make a lead from a company with a phone number an MQL.
+DEMO_OWNERS = (("Alex (demo)", "101"), ("Sam (demo)", "102"))
+DEMO_SCORING = (("company", "present", "", 20), ("phone", "present", "", 10), ("attribution.utm_medium", "equals", "cpc", 10))
+DEMO_THRESHOLDS = (("mql", 30), ("sql", 60))
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ def demo_load(*, sandbox_base_url: str) -> DemoInfo:
         )
         _demo_mapping(source)
         destination = _demo_destination(sandbox_base_url)
+        _demo_rules()
         password = _demo_admin()
     return DemoInfo(source, destination, ADMIN_USERNAME, password)
 
@@ -77,6 +86,17 @@ def _demo_destination(base_url: str) -> Destination:
     destination.save()
     fields_default_ensure(destination=destination)
     return destination
+
+
+def _demo_rules() -> None:
+    """Routing and scoring, once: whatever RevOps changed since is kept."""
+    if Team.objects.exists() or ScoringRule.objects.exists():
+        return
+    team = Team.objects.create(name="Sales (demo)", is_default=True)
+    Owner.objects.bulk_create(Owner(team=team, name=name, hubspot_owner_id=owner_id) for name, owner_id in DEMO_OWNERS)
+    ScoringRule.objects.bulk_create(ScoringRule(field=field, operator=operator, value=value, points=points)
+                                    for field, operator, value, points in DEMO_SCORING)
+    StageThreshold.objects.bulk_create(StageThreshold(stage=stage, min_score=score) for stage, score in DEMO_THRESHOLDS)
 
 
 def _demo_admin() -> str:

@@ -95,7 +95,8 @@ def lead_value(lead: Lead, source: str) -> Any:
     if source == "domain":
         return company_domain(lead)
     if source == "company":
-        return lead.company or (lead.company_record.name if lead.company_record_id else "")
+        # Salesforce needs a Company on a Lead: the company record's name, else its domain.
+        return lead.company or (lead.company_record.name or lead.company_record.domain if lead.company_record_id else "")
     if source == "team":
         return lead.team.name if lead.team_id else None
     head, _, name = source.partition(".")

@@ -68,8 +68,8 @@ def test_sending_everything_is_a_setting(sandbox_url):
 
 def test_the_field_map_renames_maps_values_and_fills_defaults(sandbox_url):
     destination = hubspot_destination(base_url=sandbox_url)
-    DestinationField.objects.create(destination=destination, source="attributes.stage", target="lifecyclestage",
-                                    value_map={"hot": "marketingqualifiedlead"}, default="lead")
+    DestinationField.objects.filter(destination=destination, target="lifecyclestage").update(
+        source="attributes.stage", value_map={"hot": "marketingqualifiedlead"}, default="lead")
     hot = make_lead(email="hot@example.com", attributes={"stage": "hot"})
     cold = make_lead(email="cold@example.com")
 
@@ -132,7 +132,7 @@ def test_new_leads_wait_briefly_to_share_a_batch_and_a_full_batch_goes_at_once(s
     services.push_jobs_enqueue(lead=make_lead(email="p2@example.com"))  # the batch is full
     assert services.push_jobs_due_exist()
     assert services.push_dispatch_due() == 3
-    assert crm_calls() == 1
+    assert crm_calls() == 2  # one lookup by email and one upsert, for the three together
     assert {j.status for j in PushJob.objects.filter(pk__in=[j.pk for j in first])} == {PushJob.Status.SUCCEEDED}
 
 
@@ -143,8 +143,8 @@ def test_a_lead_alone_is_sent_once_its_wait_is_over(sandbox_url):
 
     PushJob.objects.filter(pk=job.pk).update(next_attempt_at=timezone.now())  # a minute later
     services.push_jobs_enqueue(lead=make_lead(email="late@example.com"))  # arrived just now
-    assert services.push_dispatch_due() == 2  # the newcomer rides along in the same call
-    assert crm_calls() == 1
+    assert services.push_dispatch_due() == 2  # the newcomer rides along in the same calls
+    assert crm_calls() == 2  # one lookup by email and one upsert
 
 
 # --- the shared rate budget ---------------------------------------------------------------------
@@ -238,8 +238,8 @@ def test_hubspot_headers_running_low_block_the_budget_before_hubspot_refuses(san
 def test_preflight_reports_missing_fields_and_picklist_values_then_creates_the_fields(sandbox_url):
     destination = hubspot_destination(base_url=sandbox_url, upsert_property="crmsync_lead_key")
     DestinationField.objects.create(destination=destination, source="attributes.plan", target="crmsync_plan")
-    DestinationField.objects.create(destination=destination, source="attributes.stage", target="lifecyclestage",
-                                    value_map={"hot": "very-hot"})
+    DestinationField.objects.filter(destination=destination, target="lifecyclestage").update(
+        source="attributes.stage", value_map={"hot": "very-hot"})
     make_lead(attributes={"stage": "hot"})
 
     report = destination_preflight(destination=destination)
