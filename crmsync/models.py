@@ -257,6 +257,9 @@ class LeadDelivery(models.Model):
     company_crm_id = models.CharField(max_length=100, blank=True)
     pushed = models.JSONField(default=dict, blank=True, help_text="CRM field -> value as last pushed.")
     pushed_at = models.DateTimeField(null=True, blank=True)
+    # When the CRM was asked for a record with the lead's email before the first create. Once
+    # asked, retries skip the lookup: anything created since carries our upsert key.
+    looked_up_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["lead", "destination"], name="leaddelivery_unique")]
