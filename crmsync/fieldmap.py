@@ -39,16 +39,16 @@ DEFAULTS: dict[str, list[tuple[str, str, str, str]]] = {
     # object model: [(object, source, target, default)]
     Model.CONTACT: [(Obj.PRIMARY, s, t, "") for s, t in _PERSON] + _HUBSPOT_EXTRA,
     Model.CONTACT_COMPANY: [(Obj.PRIMARY, s, t, "") for s, t in _PERSON] + _HUBSPOT_EXTRA
-    + [(Obj.COMPANY, "company", "name", ""), (Obj.COMPANY, "domain", "domain", "")],
+    + [(Obj.COMPANY, "company_name", "name", ""), (Obj.COMPANY, "domain", "domain", "")],
     # Salesforce requires LastName and Company on a Lead; "[not provided]" is the usual filler.
     Model.LEAD: [(Obj.PRIMARY, "email", "Email", ""), (Obj.PRIMARY, "first_name", "FirstName", ""),
                  (Obj.PRIMARY, "last_name", "LastName", "[not provided]"), (Obj.PRIMARY, "phone", "Phone", ""),
-                 (Obj.PRIMARY, "company", "Company", "[not provided]"), (Obj.PRIMARY, "country", "Country", "")]
+                 (Obj.PRIMARY, "company_name", "Company", "[not provided]"), (Obj.PRIMARY, "country", "Country", "")]
     + _SALESFORCE_EXTRA,
     Model.CONTACT_ACCOUNT: [(Obj.PRIMARY, "email", "Email", ""), (Obj.PRIMARY, "first_name", "FirstName", ""),
                             (Obj.PRIMARY, "last_name", "LastName", "[not provided]"), (Obj.PRIMARY, "phone", "Phone", ""),
                             (Obj.PRIMARY, "country", "MailingCountry", "")] + _SALESFORCE_EXTRA
-    + [(Obj.COMPANY, "company", "Name", ""), (Obj.COMPANY, "domain", "Website", "")],
+    + [(Obj.COMPANY, "company_name", "Name", ""), (Obj.COMPANY, "domain", "Website", "")],
     Model.RECORD: [(Obj.PRIMARY, s, s, "") for s, _ in _PERSON]
     + [(Obj.PRIMARY, s, s.replace(".", "_"), "") for s in ("lifecycle_stage", "owner.email", *_CONSENT)],
 }
@@ -88,14 +88,15 @@ def bare_domain(value: str) -> str:
 
 # Sources a field map may name besides the lead's own columns.
 OWNER_SOURCES = ("owner.name", "owner.email", "owner.hubspot_owner_id", "owner.salesforce_user_id")
-EXTRA_SOURCES = ("domain", "external_id", "team", "lifecycle_stage", "score", *OWNER_SOURCES, *_CONSENT)
+EXTRA_SOURCES = ("domain", "company_name", "external_id", "team", "lifecycle_stage", "score", *OWNER_SOURCES, *_CONSENT)
 
 
 def lead_value(lead: Lead, source: str) -> Any:
     if source == "domain":
         return company_domain(lead)
-    if source == "company":
-        # Salesforce needs a Company on a Lead: the company record's name, else its domain.
+    if source == "company_name":
+        # The company field, else the company record's name, else its domain: a Salesforce
+        # Lead needs a Company.
         return lead.company or (lead.company_record.name or lead.company_record.domain if lead.company_record_id else "")
     if source == "team":
         return lead.team.name if lead.team_id else None

@@ -214,7 +214,8 @@ class DestinationField(models.Model):
     destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="fields")
     source = models.CharField(
         max_length=100,
-        help_text="Lead field: email, first_name, last_name, phone, company, country, domain, external_id, "
+        help_text="Lead field: email, first_name, last_name, phone, company, country, domain, company_name "
+                  "(company, else the company record's name or domain), external_id, "
                   "lifecycle_stage, score, team, owner.<name|email|hubspot_owner_id|salesforce_user_id>, "
                   "marketing_opt_in, consent_at, consent_text, consent_source, attributes.<name>, "
                   "attribution.<name> (last touch) or first_touch.<name>.")

@@ -83,6 +83,7 @@ def lead_resolve(*, incoming: Incoming) -> Resolution:
             lead, matched_by, note = _find(incoming)
             if lead is None:
                 raise
+    changes: dict = {}
     if matched_by:
         changes = _merge(lead, incoming)
         changed = bool(changes["changed"])
@@ -92,7 +93,8 @@ def lead_resolve(*, incoming: Incoming) -> Resolution:
         changed = True
         decision_record(lead=lead, action=Action.CREATED, submission=incoming.submission, detail=note,
                         changes={"keys": _key_names(incoming)})
-    _identities_add(lead, incoming)
+    replaced = changes["changed"].get("email", [""])[0] if matched_by else ""
+    _identities_add(lead, incoming, replaced_email=replaced)
     changed = _company_link(lead, incoming.submission) or changed
     changed = lifecycle.lead_evaluate(lead=lead, submission=incoming.submission) or changed
     changed = routing.lead_route(lead=lead, submission=incoming.submission) or changed
@@ -284,12 +286,15 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _identities_add(lead: Lead, incoming: Incoming) -> None:
+def _identities_add(lead: Lead, incoming: Incoming, replaced_email: str = "") -> None:
+    """Remember the keys this submission brought, and an address a merge rule replaced, so
+    each of them finds the lead again."""
     keys = []
     if key := incoming.source_record_key:
         keys.append((LeadIdentity.Kind.SOURCE_RECORD, key))
-    if incoming.email and incoming.email != lead.email:
-        keys.append((LeadIdentity.Kind.EMAIL, incoming.email))
+    for email in (incoming.email, replaced_email):
+        if email and email != lead.email:
+            keys.append((LeadIdentity.Kind.EMAIL, email))
     for kind, value in keys:
         if Lead.objects.filter(email=value).exclude(pk=lead.pk).exists():
             continue  # another lead's own address: not an alias of this one

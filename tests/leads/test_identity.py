@@ -143,3 +143,14 @@ def test_an_unchanged_resubmission_queues_no_push(web, settings):
     submit(web, email="ada@example.com", first_name="Ada")
 
     assert PushJob.objects.count() == 1
+
+
+def test_a_merge_rule_may_let_a_new_email_replace_the_old_which_still_finds_the_lead(web):
+    MergeRule.objects.create(field="email", mode=MergeRule.Mode.NEWEST)
+    grace = submit(web, email="grace@navy.mil", first_name="Grace", last_name="Hopper")
+    submit(web, email="g.hopper@navy.mil", first_name="Grace", last_name="Hopper")
+
+    grace.refresh_from_db()
+    assert grace.email == "g.hopper@navy.mil"
+    assert submit(web, email="grace@navy.mil").pk == grace.pk
+    assert Lead.objects.count() == 1
