@@ -52,7 +52,9 @@ DEFAULTS: dict[str, list[tuple[str, str, str, str]]] = {
     Model.RECORD: [(Obj.PRIMARY, s, s, "") for s, _ in _PERSON]
     + [(Obj.PRIMARY, s, s.replace(".", "_"), "") for s in ("lifecycle_stage", "owner.email", *_CONSENT)],
 }
-VALUE_MAPS = {"lifecyclestage": HUBSPOT_STAGES}
+# A Salesforce checkbox cannot be empty (it would read "no" for a person never asked), so the
+# opt-in field is a Yes/No picklist there.
+VALUE_MAPS = {"lifecyclestage": HUBSPOT_STAGES, "Crmsync_Marketing_Opt_In__c": {"True": "Yes", "False": "No"}}
 
 
 def fields_default_ensure(*, destination: Destination) -> int:
