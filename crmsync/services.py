@@ -248,9 +248,13 @@ def _work_items(destination: Destination, jobs: list[PushJob], fields: list) -> 
             send_primary = {k: v for k, v in primary.items() if before.get(k) != v}
             if company is not None and delivery.company_crm_id and company == pushed.get("company"):
                 send_company = None  # in place and associated by an earlier push
-        record = PushRecord(lead=lead, fields=send_primary, company=send_company,
-                            crm_record_id=delivery.crm_record_id if delivery else "",
-                            company_crm_id=delivery.company_crm_id if delivery else "")
+        crm_record_id = delivery.crm_record_id if delivery else ""
+        # Without a CRM record ID of our own, the CRM may hold the person already (typed in,
+        # imported): the connector looks for them by email before creating, once.
+        asked = bool(delivery and delivery.looked_up_at)
+        lookup_email = lead.email if destination.lookup_existing and not crm_record_id and not asked else ""
+        record = PushRecord(lead=lead, fields=send_primary, company=send_company, crm_record_id=crm_record_id,
+                            company_crm_id=delivery.company_crm_id if delivery else "", lookup_email=lookup_email)
         items.append(_Work(lead_jobs, record, {"primary": primary, "company": company}))
     return items
 
@@ -294,8 +298,21 @@ def _record(job: PushJob, result: RecordResult, token: uuid.UUID, context: _LogC
     # Only the holder of the claim may settle the job; a worker whose lease expired and was
     # re-claimed by another must not overwrite the newer attempt.
     settled = _settle(job, token, changes)
+    if settled and result.looked_up and not result.succeeded and wanted is not None:
+        # The retry need not ask the CRM again (a success stores the CRM's ID instead).
+        LeadDelivery.objects.update_or_create(lead_id=job.lead_id, destination_id=job.destination_id,
+                                              defaults={"looked_up_at": timezone.now()})
     if settled and result.succeeded and wanted is not None:
         _delivery_store(job, result, wanted)
+        if result.adopted:
+            # Imported here: the leads app builds on this one (and queues pushes through it).
+            from leads.models import LeadDecision
+            from leads.services import decision_record, lead_customer_found
+
+            detail = f"{context.destination.name}: {result.adopted}"
+            decision_record(lead=job.lead, action=LeadDecision.Action.CRM_MATCHED, matched_by="email", detail=detail)
+            if result.crm_lifecycle == "customer":
+                lead_customer_found(lead=job.lead, detail=f"{detail}, at lifecycle stage customer")
     if result.outcome == Outcome.RATE_LIMITED and result.retry_after:
         ratelimit.block(context.destination, seconds=result.retry_after, reason=f"{result.error_code} from the CRM")
     log.info(

@@ -4,6 +4,11 @@ Email is not the key: HubSpot does not support partial upserts by email and reco
 custom unique property (CRM_CONTRACTS.md), and our external ID survives an email change.
 Companies are keyed the same way on a unique property holding their domain, then associated
 to their contacts with the v4 associations batch API (re-creating an association is harmless).
+
+A contact typed in by hand or imported has no key of ours, and HubSpot refuses a second contact
+with its email. So before the first push of a lead we read contacts by email (batch read takes
+`email` as idProperty) and update a found one by its ID, writing our key onto it: from then on
+the upserts find it by the key.
 """
 
 from datetime import timedelta
@@ -41,16 +46,88 @@ class HubSpotConnector:
 
     def upsert(self, records: list[PushRecord]) -> list[RecordResult]:
         results: dict[str, RecordResult] = {}
-        pending = records
+        # Looked up first, so that a record refused for its email upserts no company either.
+        lookups = [r for r in records if r.lookup_email]
+        found = self._existing(lookups, results)
+        unmatched = {r.external_id for r in lookups if r.external_id not in found and r.external_id not in results}
+        pending = [r for r in records if r.external_id not in results]
         if self.destination.object_model == Destination.ObjectModel.CONTACT_COMPANY:
-            pending = self._companies(records, results)
-        if pending:
-            self._contacts(pending, results)
+            pending = self._companies(pending, results)
+        self._adopt([r for r in pending if r.external_id in found], found, results)
+        self._contacts([r for r in pending if r.external_id not in found], results)
         if self.destination.object_model == Destination.ObjectModel.CONTACT_COMPANY:
             self._associate([r for r in pending if results[r.external_id].succeeded], results)
+        for record in records:
+            # A retry may skip the lookup when HubSpot had no contact with the email, whatever
+            # became of the write; not when a found one could not be adopted (an upsert on our
+            # key would be refused for its email).
+            result = results[record.external_id]
+            result.looked_up = record.external_id in unmatched or (record.external_id in found and result.succeeded)
         return [results[record.external_id] for record in records]
 
+    def _existing(self, records: list[PushRecord], results: dict[str, RecordResult]) -> dict[str, dict]:
+        """The contacts HubSpot already has with the records' lookup emails that we may adopt, by
+        external ID. One whose key names another lead refuses its record (in results), as does
+        a failed read."""
+        if not records:
+            return {}
+        key = self.destination.upsert_property
+        inputs = {r.external_id: {"id": r.lookup_email} for r in records}
+        answer = self._call(records, inputs, results, "POST", "/crm/v3/objects/contacts/batch/read",
+                            {"idProperty": "email", "properties": ["email", key, "lifecyclestage"],
+                             "propertiesWithHistory": [], "inputs": list(inputs.values())})
+        if answer is None:
+            return {}
+        # Emails not found come back in `errors` (207): those records are created as usual.
+        by_email = {str(c.get("properties", {}).get("email") or "").lower(): c for c in answer.body.get("results", [])}
+        found = {}
+        for record in records:
+            contact = by_email.get(record.lookup_email.strip().lower())
+            if contact is None:
+                continue
+            holder = str(contact.get("properties", {}).get(key) or "")
+            if holder and holder != record.external_id:
+                results[record.external_id] = RecordResult(
+                    record.lead, Outcome.PERMANENT, http_status=answer.status, error_code="EMAIL_BELONGS_TO_OTHER_LEAD",
+                    error_message=f"HubSpot contact {contact['id']} has this email but belongs to another lead "
+                                  f"({key} {holder}).",
+                    request=inputs[record.external_id], response=contact, duration_ms=answer.duration_ms)
+            else:
+                found[record.external_id] = contact
+        return found
+
+    def _adopt(self, records: list[PushRecord], found: dict[str, dict], results: dict[str, RecordResult]) -> None:
+        """Update the found contacts by ID with the records' fields and our key."""
+        if not records:
+            return
+        key = self.destination.upsert_property
+        inputs = {r.external_id: {"id": str(found[r.external_id]["id"]),
+                                  "properties": {**_strings(r.fields), key: r.external_id}} for r in records}
+        answer = self._call(records, inputs, results, "POST", "/crm/v3/objects/contacts/batch/update",
+                            {"inputs": list(inputs.values())})
+        if answer is None:
+            return
+        by_id = {str(r.get("id")): r for r in answer.body.get("results", [])}
+        for record in records:
+            contact_id = inputs[record.external_id]["id"]
+            got = by_id.get(contact_id)
+            if got is None:
+                code, message = _record_error(answer.body, contact_id, exact=True)
+                # Deleted since the read: the next attempt looks again and creates it.
+                outcome = Outcome.TRANSIENT if code == "OBJECT_NOT_FOUND" else Outcome.PERMANENT
+                results[record.external_id] = _result(record, outcome, inputs, answer, code, message)
+                continue
+            existing = found[record.external_id].get("properties", {})
+            ours = " (it already carried this lead's key)" if existing.get(key) else ""
+            results[record.external_id] = RecordResult(
+                record.lead, Outcome.UPDATED, contact_id, _company_id(results, record), answer.status,
+                request=inputs[record.external_id], response=got, duration_ms=answer.duration_ms,
+                adopted=f"HubSpot contact {contact_id} found by email{ours}",
+                crm_lifecycle=str(existing.get("lifecyclestage") or "").lower())
+
     def _contacts(self, records: list[PushRecord], results: dict[str, RecordResult]) -> None:
+        if not records:
+            return
         key = self.destination.upsert_property
         inputs = {r.external_id: {"id": r.external_id, "idProperty": key,
                                   "properties": {**_strings(r.fields), key: r.external_id}} for r in records}
@@ -66,9 +143,8 @@ class HubSpotConnector:
                 results[record.external_id] = _result(record, Outcome.PERMANENT, inputs, answer, code, message)
                 continue
             outcome = Outcome.CREATED if got.get("new") else Outcome.UPDATED
-            company_id = results[record.external_id].company_crm_id if record.external_id in results else ""
             results[record.external_id] = RecordResult(
-                record.lead, outcome, str(got["id"]), company_id, answer.status,
+                record.lead, outcome, str(got["id"]), _company_id(results, record), answer.status,
                 request=inputs[record.external_id], response=got, duration_ms=answer.duration_ms)
 
     def _companies(self, records: list[PushRecord], results: dict[str, RecordResult]) -> list[PushRecord]:
@@ -248,6 +324,12 @@ class _DomainRecord:
         self.lead, self.domain = record.lead, domain
 
 
+def _company_id(results: dict[str, RecordResult], record: PushRecord) -> str:
+    """The company the record's company upsert gave it, if any."""
+    earlier = results.get(record.external_id)
+    return earlier.company_crm_id if earlier else ""
+
+
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -293,8 +375,15 @@ def _error(body: Any) -> tuple[str, str]:
     return "", str(body)[:500]
 
 
-def _record_error(body: dict, key: str) -> tuple[str, str]:
+def _record_error(body: dict, key: str, *, exact: bool = False) -> tuple[str, str]:
+    """The batch error about this key. `exact` matches whole values of the error's context only:
+    a record ID like "12" must not match "123"."""
     for error in body.get("errors", []):
-        if key in str(error.get("context", "")) or key in str(error.get("message", "")):
+        context = error.get("context") or {}
+        if exact:
+            hit = any(key in map(str, values) for values in context.values() if isinstance(values, list))
+        else:
+            hit = key in str(context) or key in str(error.get("message", ""))
+        if hit:
             return str(error.get("category", "")), str(error.get("message", ""))
     return "MISSING_RESULT", "HubSpot returned no result for this record."

@@ -6,13 +6,18 @@ of the destination's shared budget. We ask for the token ourselves: its login he
 https://{login,test}.salesforce.com, while a destination names its own My Domain (or the
 sandbox). One collections call carries up to 200 records, and Salesforce answers per record in
 request order, so one refused record never holds back the others (allOrNone: false).
+
+Leads and Contacts typed in by hand or imported have no key of ours, and an upsert on our key
+would create a second record beside them. So before the first push of a lead we query its
+email and, when Salesforce has a record with it, update that one by its Id (Collections update),
+writing our key onto it: from then on the upserts find it by the key.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 import time
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 import jwt
@@ -36,6 +41,13 @@ DEFAULT_RETRY_AFTER_SECONDS = 60.0
 _RECORD_TRANSIENT = {"UNABLE_TO_LOCK_ROW"}
 _RECORD_RATE_LIMITED = {"REQUEST_LIMIT_EXCEEDED"}
 _JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Bytes of the URL-encoded SOQL of one email lookup. Salesforce takes up to 16,384 bytes of URI
+# and headers and recommends URIs of about 2,000 characters; 3,500 keeps the request line within
+# the 4 KB many web servers accept (gunicorn, which serves the sandbox) and fits ~100 emails.
+QUERY_URL_BUDGET = 3_500
+# What a query's URL may carry as is: SOQL quotes, lists and email addresses stay readable.
+_QUERY_SAFE = "@',()*"
+_QUERY_FRAME = 300  # the URL's path and the SOQL around the email list, with room to spare
 
 
 @dataclass(eq=False)  # exceptions stay hashable
@@ -61,6 +73,35 @@ class _Answer:
     duration_ms: int
 
 
+@dataclass(frozen=True)
+class _Existing:
+    """The record found by email that a lead adopts."""
+
+    sobject: str
+    id: str
+    count: int  # records of the sObject with this email
+    ours: bool  # it already carries the lead's key (an earlier adoption or create whose reply was lost)
+
+    @classmethod
+    def choose(cls, sobject: str, free: list[dict[str, Any]], count: int, key: str, external_id: str) -> "_Existing":
+        """Ours if one carries our key, else the oldest: deterministic whatever order the query gave."""
+        best = min(free, key=lambda row: (row.get(key) != external_id, str(row.get("CreatedDate") or ""),
+                                          str(row["Id"])))
+        return cls(sobject, str(best["Id"]), count, best.get(key) == external_id)
+
+    def adopted(self, result: RecordResult) -> RecordResult:
+        if result.succeeded:
+            result.adopted = f"Salesforce {self.sobject} {self.id} found by email{self._why()}"
+        return result
+
+    def _why(self) -> str:
+        if self.ours:
+            return " (it already carried this lead's key)"
+        if self.count > 1:
+            return f" (the oldest of {self.count} {self.sobject} records with this email that no other lead holds)"
+        return ""
+
+
 class SalesforceConnector:
     max_batch = 200  # sObject Collections' limit per call
 
@@ -76,10 +117,23 @@ class SalesforceConnector:
     def upsert(self, records: list[PushRecord]) -> list[RecordResult]:
         if not records:
             return []
-        if self.destination.object_model == Destination.ObjectModel.CONTACT_ACCOUNT:
-            return self._upsert_contacts_with_accounts(records)
-        sent = [self._sobject("Lead", self.destination.upsert_property, r.external_id, r.fields) for r in records]
-        return self._upsert_collection("Lead", self.destination.upsert_property, records, sent)
+        contacts = self.destination.object_model == Destination.ObjectModel.CONTACT_ACCOUNT
+        lookups = [r for r in records if r.lookup_email]
+        found, settled = self._existing("Contact" if contacts else "Lead", lookups)
+        unmatched = {r.external_id for r in lookups if r.external_id not in found and r.external_id not in settled}
+        pending = [r for r in records if r.external_id not in settled]
+        if contacts:
+            pushed = self._upsert_contacts_with_accounts(pending, found)
+        else:
+            pushed = self._save("Lead", pending, [r.fields for r in pending], found)
+        results = {**settled, **{r.external_id: result for r, result in zip(pending, pushed)}}
+        for record in records:
+            # A retry may skip the lookup when Salesforce had no record with the email, whatever
+            # became of the write; not when a found one could not be adopted (it would be
+            # duplicated by an upsert on our key).
+            result = results[record.external_id]
+            result.looked_up = record.external_id in unmatched or (record.external_id in found and result.succeeded)
+        return [results[r.external_id] for r in records]
 
     def test_connection(self) -> str:
         answer = self._for_person(lambda: self._call("GET", "limits"))
@@ -100,16 +154,15 @@ class SalesforceConnector:
 
     # --- Contacts and Accounts ---
 
-    def _upsert_contacts_with_accounts(self, records: list[PushRecord]) -> list[RecordResult]:
+    def _upsert_contacts_with_accounts(self, records: list[PushRecord],
+                                       found: dict[str, _Existing]) -> list[RecordResult]:
         key = self.destination.company_upsert_property
         by_domain = self._upsert_accounts(records)
         accounts = [by_domain.get(_domain(record, key)) for record in records]  # None: no Account
         # A Contact whose Account failed is not sent: it would land without its Account.
         ready = [i for i, account in enumerate(accounts) if account is None or account.succeeded]
-        sent = [self._sobject("Contact", self.destination.upsert_property, records[i].external_id,
-                              _with_account_id(records[i].fields, accounts[i])) for i in ready]
-        pushed = dict(zip(ready, self._upsert_collection("Contact", self.destination.upsert_property,
-                                                         [records[i] for i in ready], sent)))
+        fields = [_with_account_id(records[i].fields, accounts[i]) for i in ready]
+        pushed = dict(zip(ready, self._save("Contact", [records[i] for i in ready], fields, found)))
         return [_with_account(pushed[i], accounts[i], record) if i in pushed else _as_account_failure(record, accounts[i])
                 for i, record in enumerate(records)]
 
@@ -123,16 +176,74 @@ class SalesforceConnector:
         for record in records:
             first_record.setdefault(_domain(record, key), record)
         sent = [self._sobject("Account", key, domain, fields) for domain, fields in accounts.items()]
-        results = self._upsert_collection("Account", key, [first_record[d] for d in accounts], sent)
+        results = self._collection(f"composite/sobjects/Account/{key}", [first_record[d] for d in accounts], sent)
         return dict(zip(accounts, results))
 
-    # --- one collections upsert ---
+    # --- records Salesforce already has ---
 
-    def _upsert_collection(self, sobject: str, key: str, records: list[PushRecord],
-                           sent: list[dict[str, Any]]) -> list[RecordResult]:
+    def _existing(self, sobject: str,
+                  records: list[PushRecord]) -> tuple[dict[str, _Existing], dict[str, RecordResult]]:
+        """The records Salesforce has with the lookup emails that we may adopt, by external ID; and
+        the results of records the lookup settles: those whose email only records of other leads
+        have, and those whose query failed."""
+        key = self.destination.upsert_property
+        # A converted Lead cannot be updated; its person is a Contact now.
+        converted = " AND IsConverted = false" if sobject == "Lead" else ""
+        found: dict[str, _Existing] = {}
+        settled: dict[str, RecordResult] = {}
+        for chunk in _lookup_chunks(records):
+            emails = ",".join(_soql_string(r.lookup_email.strip()) for r in chunk)
+            soql = f"SELECT Id, Email, CreatedDate, {key} FROM {sobject} WHERE Email IN ({emails}){converted}"
+            try:
+                rows, answer = self._query(soql)
+            except CallFailed as failure:
+                settled |= {r.external_id: _failed(r, {"query": soql}, failure) for r in chunk}
+                continue
+            by_email: dict[str, list[dict[str, Any]]] = {}
+            for row in rows:
+                by_email.setdefault(str(row.get("Email") or "").lower(), []).append(row)
+            for record in chunk:
+                same = by_email.get(record.lookup_email.strip().lower(), [])
+                free = [row for row in same if row.get(key) in (None, "", record.external_id)]
+                if free:
+                    found[record.external_id] = _Existing.choose(sobject, free, len(same), key, record.external_id)
+                elif same:
+                    settled[record.external_id] = _belongs_to_other(record, sobject, same[0], key, soql, answer)
+        return found, settled
+
+    def _query(self, soql: str) -> tuple[list[dict[str, Any]], _Answer]:
+        """Every row of the query, following nextRecordsUrl past Salesforce's batch of 2,000."""
+        answer = self._call("GET", "query?q=" + quote(soql, safe=_QUERY_SAFE))
+        body = answer.body if isinstance(answer.body, dict) else {}
+        rows = list(body.get("records") or [])
+        while not body.get("done", True) and body.get("nextRecordsUrl"):
+            _, _, locator = str(body["nextRecordsUrl"]).partition("/query/")
+            more = self._call("GET", f"query/{locator}")
+            body = more.body if isinstance(more.body, dict) else {}
+            rows += body.get("records") or []
+        return rows, answer
+
+    # --- collections: upsert on our key, update adopted records by Id ---
+
+    def _save(self, sobject: str, records: list[PushRecord], fields: list[dict[str, Any]],
+              found: dict[str, _Existing]) -> list[RecordResult]:
+        """Upsert the records on our key, except the ones found by email: those are updated by
+        their Id, with our key written onto them. Results in the records' order."""
+        key = self.destination.upsert_property
+        sent = [self._sobject(sobject, key, r.external_id, f) for r, f in zip(records, fields)]
+        adopt = [i for i, r in enumerate(records) if r.external_id in found]
+        create = [i for i, r in enumerate(records) if r.external_id not in found]
+        updated = self._collection("composite/sobjects", [records[i] for i in adopt],
+                                   [{**sent[i], "Id": found[records[i].external_id].id} for i in adopt])
+        results = {i: found[records[i].external_id].adopted(result) for i, result in zip(adopt, updated)}
+        upserted = self._collection(f"composite/sobjects/{sobject}/{key}", [records[i] for i in create],
+                                    [sent[i] for i in create])
+        results |= dict(zip(create, upserted))
+        return [results[i] for i in range(len(records))]
+
+    def _collection(self, path: str, records: list[PushRecord], sent: list[dict[str, Any]]) -> list[RecordResult]:
         if not records:
             return []
-        path = f"composite/sobjects/{sobject}/{key}"
         try:
             answer = self._call("PATCH", path, json={"allOrNone": False, "records": sent})
         except CallFailed as failure:
@@ -328,6 +439,34 @@ def _failed(record: PushRecord, sent: dict[str, Any], failure: CallFailed) -> Re
     return RecordResult(record.lead, failure.outcome, http_status=failure.http_status, error_code=failure.code,
                         error_message=failure.message, retry_after=failure.retry_after, request=sent,
                         response=response, duration_ms=failure.duration_ms)
+
+
+def _lookup_chunks(records: list[PushRecord]) -> list[list[PushRecord]]:
+    """The records in runs whose email lists keep each query's URL within QUERY_URL_BUDGET."""
+    chunks: list[list[PushRecord]] = []
+    room = 0
+    for record in records:
+        cost = len(quote(_soql_string(record.lookup_email.strip()), safe=_QUERY_SAFE)) + 1  # and a comma
+        if cost > room:
+            chunks.append([])
+            room = QUERY_URL_BUDGET - _QUERY_FRAME
+        chunks[-1].append(record)
+        room -= cost
+    return chunks
+
+
+def _soql_string(value: str) -> str:
+    """A SOQL string literal: backslashes and single quotes escaped with a backslash."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _belongs_to_other(record: PushRecord, sobject: str, row: dict[str, Any], key: str, soql: str,
+                      answer: _Answer) -> RecordResult:
+    return RecordResult(
+        record.lead, Outcome.PERMANENT, http_status=answer.http_status, error_code="EMAIL_BELONGS_TO_OTHER_LEAD",
+        error_message=f"Salesforce {sobject} {row.get('Id')} has this email but belongs to another lead "
+                      f"({key} {row.get(key)}).",
+        request={"query": soql}, response=row, duration_ms=answer.duration_ms)
 
 
 def _domain(record: PushRecord, key: str) -> str:

@@ -181,10 +181,12 @@ def _records_in(request: HttpRequest) -> int:
     return 1
 
 
-def request_log_count(*, crm: str | None = None, fault: str | None = None, method: str | None = None) -> int:
-    """Data requests the sandbox received, optionally of one CRM, fault kind or method."""
+def request_log_count(*, crm: str | None = None, fault: str | None = None, method: str | None = None,
+                      path_endswith: str | None = None) -> int:
+    """Data requests the sandbox received, optionally of one CRM, fault kind, method or path
+    ending (e.g. "/contacts/batch/read")."""
     rows = SandboxRequestLog.objects.all()
-    for name, value in (("crm", crm), ("fault", fault), ("method", method)):
+    for name, value in (("crm", crm), ("fault", fault), ("method", method), ("path__endswith", path_endswith)):
         if value is not None:
             rows = rows.filter(**{name: value})
     return rows.count()

@@ -84,6 +84,19 @@ def _external_id(group: str) -> PropertyDef:
                        hubspot_defined=False, description="Stable ID set by crmsync; the key of its batch upserts.")
 
 
+def _consent() -> tuple[PropertyDef, ...]:
+    # What crmsync's default contact field map writes besides HubSpot's own properties, as if an
+    # admin had created these properties in the portal.
+    yes_no = ({"label": "Yes", "value": "true", "hidden": False, "displayOrder": 0},
+              {"label": "No", "value": "false", "hidden": False, "displayOrder": 1})
+    return (PropertyDef("crmsync_marketing_opt_in", "Marketing opt-in (crmsync)", type="bool",
+                        field_type="booleancheckbox", options=yes_no, hubspot_defined=False),
+            PropertyDef("crmsync_consent_at", "Consent given at (crmsync)", type="datetime", field_type="date",
+                        hubspot_defined=False),
+            PropertyDef("crmsync_consent_text", "Consent text (crmsync)", field_type="textarea", hubspot_defined=False),
+            PropertyDef("crmsync_consent_source", "Consent source (crmsync)", hubspot_defined=False))
+
+
 def _by_name(*definitions: PropertyDef) -> dict[str, PropertyDef]:
     return {p.name: p for p in definitions}
 
@@ -104,8 +117,11 @@ CONTACT_PROPERTIES = _by_name(
     PropertyDef("country", "Country/Region"),
     PropertyDef("lifecyclestage", "Lifecycle Stage", type="enumeration", field_type="radio",
                 options=_lifecycle_options()),
+    # HubSpot lists the portal's owners as its options; the sandbox has none, so any owner ID goes.
+    PropertyDef("hubspot_owner_id", "Contact owner", type="enumeration", field_type="select"),
     *_system("contact_activity"),
     _external_id("contactinformation"),
+    *_consent(),
 )
 COMPANY_PROPERTIES = _by_name(
     PropertyDef("name", "Company name", group_name="companyinformation"),

@@ -1,5 +1,6 @@
-"""Records of the sandbox Salesforce org: upserts by external ID (one record, or an sObject
-Collection of up to 200), SOQL queries and the API usage limit.
+"""Records of the sandbox Salesforce org: creates (as a person in the UI would make them), upserts
+by external ID (one record, or an sObject Collection of up to 200), Collection updates by record
+ID, SOQL queries and the API usage limit.
 
 Per-record errors carry Salesforce's codes (CRM_CONTRACTS.md). A record's external-ID and unique
 values are also rows of SandboxSalesforceKey, whose unique constraint decides a race between two
@@ -13,6 +14,7 @@ import secrets
 import string
 from typing import Any, Callable
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -28,6 +30,11 @@ ID_CHARS = string.ascii_letters + string.digits
 CHECKSUM_CHARS = string.ascii_uppercase + "012345"
 ROLLED_BACK = ("ALL_OR_NONE_OPERATION_ROLLED_BACK",
                "Record rolled back because not all records were valid and the request was using AllOrNone header")
+LOCKED = ("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records")
+# Rows per query answer; Salesforce's default batch size, which Sforce-Query-Options may lower to 200.
+QUERY_BATCH = 2000
+QUERY_BATCH_MIN = 200
+QUERY_LOCATOR_SECONDS = 15 * 60  # Salesforce drops a query locator after 15 minutes unused
 
 
 class SalesforceError(Exception):
@@ -62,14 +69,15 @@ class Outcome:
     """One record's result: saved (id, created) or refused (errors), or ambiguous (matches)."""
 
     id: str | None = None
-    created: bool = False
+    created: bool | None = False  # None: an update, whose SaveResult has no `created`
     errors: list[RecordError] = field(default_factory=list)
     matches: list[str] = field(default_factory=list)
 
     def json(self) -> dict[str, Any]:
         if self.errors:
             return {"success": False, "errors": [e.json() for e in self.errors]}
-        return {"id": self.id, "success": True, "errors": [], "created": self.created}
+        saved = {"id": self.id, "success": True, "errors": []}
+        return saved if self.created is None else {**saved, "created": self.created}
 
 
 @dataclass(frozen=True)
@@ -116,8 +124,7 @@ def records_upsert(*, sobject_name: str, key_name: str, body: Any, options: Writ
     with transaction.atomic():
         for index, raw in enumerate(records):
             if options.locked(index):
-                outcomes.append(Outcome(errors=[RecordError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive "
-                                                            "access to this record or 1 records")]))
+                outcomes.append(Outcome(errors=[RecordError(*LOCKED)]))
                 continue
             value = _value_of(raw, key)
             if value is not None and str(value).lower() in duplicates:
@@ -140,16 +147,84 @@ def record_upsert(*, sobject_name: str, key_name: str, key_value: str, body: Any
     if not isinstance(body, dict):
         raise SalesforceError(400, "JSON_PARSER_ERROR", "The body must be a JSON object of field values.")
     if options.locked(0):
-        raise SalesforceError(400, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records")
+        raise SalesforceError(400, *LOCKED)
     with transaction.atomic():
         outcome = _upsert_saved(sobject, key, key_value, body, options)
     if outcome.matches:
         raise MultipleMatches([f"/services/data/v{version}/sobjects/{sobject.name}/{m}" for m in outcome.matches])
     if outcome.errors:
-        error = SalesforceError(400, outcome.errors[0].code, outcome.errors[0].message, list(outcome.errors[0].fields))
-        error.body = [{"message": e.message, "errorCode": e.code, "fields": list(e.fields)} for e in outcome.errors]
-        raise error
+        raise _refusal(outcome.errors)
     return outcome
+
+
+def _refusal(errors: list[RecordError]) -> SalesforceError:
+    """A refused single-record write: 400 with every error of the record."""
+    error = SalesforceError(400, errors[0].code, errors[0].message, list(errors[0].fields))
+    error.body = [{"message": e.message, "errorCode": e.code, "fields": list(e.fields)} for e in errors]
+    return error
+
+
+def record_create(*, sobject_name: str, body: Any, options: WriteOptions) -> Outcome:
+    """POST sobjects/{SObject}: a new record without any key. Raises SalesforceError when refused."""
+    sobject = sobject_get(sobject_name)
+    if not isinstance(body, dict):
+        raise SalesforceError(400, "JSON_PARSER_ERROR", "The body must be a JSON object of field values.")
+    if any(name.lower() == "id" for name in body):
+        raise SalesforceError(400, "INVALID_FIELD_FOR_INSERT_UPDATE", "Unable to create/update fields: Id. "
+                                                                       "Please check the security settings of this field.")
+    with transaction.atomic():
+        outcome = _write(sobject, None, {k: v for k, v in body.items() if k != "attributes"}, options)
+    if outcome.errors:
+        raise _refusal(outcome.errors)
+    return outcome
+
+
+def records_update(*, body: Any, options: WriteOptions) -> list[dict[str, Any]]:
+    """PATCH composite/sobjects: update each record found by its Id, of the type its attributes
+    name; one SaveResult per record, in order. With allOrNone, any failure rolls every record back."""
+    records, all_or_none = _collection(body)
+    sobjects = [_typed(raw) for raw in records]
+    outcomes = []
+    with transaction.atomic():
+        for index, (raw, sobject) in enumerate(zip(records, sobjects)):
+            outcomes.append(Outcome(errors=[RecordError(*LOCKED)]) if options.locked(index)
+                            else _update_saved(sobject, raw, options))
+        if all_or_none and any(o.errors for o in outcomes):
+            transaction.set_rollback(True)
+            return [_rolled_back(o) for o in outcomes]
+    return [o.json() for o in outcomes]
+
+
+def _typed(raw: dict[str, Any]) -> SObject:
+    """The record's sObject from its attributes: without one the request is malformed."""
+    attributes = raw.get("attributes")
+    name = attributes.get("type") if isinstance(attributes, dict) else None
+    if not isinstance(name, str) or not name:
+        raise SalesforceError(400, "INVALID_TYPE", "Must send a concrete entity type.")
+    try:
+        return sobject_get(name)
+    except SalesforceError:
+        raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{name}' is not supported.") from None
+
+
+def _update_saved(sobject: SObject, raw: dict[str, Any], options: WriteOptions) -> Outcome:
+    try:
+        with transaction.atomic():
+            return _update_one(sobject, raw, options)
+    except IntegrityError:  # a concurrent write took one of its unique values since we checked
+        return Outcome(errors=[RecordError("DUPLICATE_VALUE", "duplicate value found")])
+
+
+def _update_one(sobject: SObject, raw: dict[str, Any], options: WriteOptions) -> Outcome:
+    record_id = next((value for name, value in raw.items() if name.lower() == "id"), None)
+    if record_id in (None, ""):
+        return Outcome(errors=[RecordError("MISSING_ARGUMENT", "Id not specified in an update call", ("Id",))])
+    record = SandboxSalesforceRecord.objects.filter(sobject=sobject.name, pk=str(record_id)).first()
+    if record is None:
+        return Outcome(errors=[RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ("Id",))])
+    fields = {name: v for name, v in raw.items() if name != "attributes" and name.lower() != "id"}
+    outcome = _write(sobject, record, fields, options)
+    return Outcome(id=outcome.id, created=None, errors=outcome.errors)
 
 
 def _collection(body: Any) -> tuple[list[dict[str, Any]], bool]:
@@ -202,7 +277,6 @@ def _upsert_saved(sobject: SObject, key: FieldDef, value: Any, raw: dict[str, An
 
 
 def _upsert_one(sobject: SObject, key: FieldDef, value: Any, raw: dict[str, Any], options: WriteOptions) -> Outcome:
-    definitions = field_definitions(sobject)
     matches = _matches(sobject, key, value)
     if len(matches) > 1:
         return Outcome(matches=[m.id for m in matches])
@@ -215,15 +289,22 @@ def _upsert_one(sobject: SObject, key: FieldDef, value: Any, raw: dict[str, Any]
     fields = {name: v for name, v in raw.items() if name != "attributes" and name.lower() != "id"}
     if key.name != "Id":
         fields = {name: v for name, v in fields.items() if name.lower() != key.name.lower()} | {key.name: value}
+    outcome = _write(sobject, record, fields, options)
+    if record is None and any(e.code == "DUPLICATE_VALUE" and e.fields == (key.name,) for e in outcome.errors):
+        raise _Raced()  # our key was free when we looked; a concurrent upsert has created it since
+    return outcome
+
+
+def _write(sobject: SObject, record: SandboxSalesforceRecord | None, fields: dict[str, Any],
+           options: WriteOptions) -> Outcome:
+    """Create (record None) or update the record with the fields, unless Salesforce would refuse them."""
+    definitions = field_definitions(sobject)
     values, errors = _clean(sobject, fields, definitions, creating=record is None)
     merged = {**(record.fields if record else {}), **values}
     errors += _record_errors(sobject, definitions, merged, record, options)
-    if record is None and any(e.code == "DUPLICATE_VALUE" and e.fields == (key.name,) for e in errors):
-        raise _Raced()  # our key was free when we looked; a concurrent upsert has created it since
     if errors:
         return Outcome(errors=errors)
-    saved = _save(sobject, definitions, record, merged)
-    return Outcome(id=saved.id, created=record is None)
+    return Outcome(id=_save(sobject, definitions, record, merged).id, created=record is None)
 
 
 def _matches(sobject: SObject, key: FieldDef, value: Any) -> list[SandboxSalesforceRecord]:
@@ -373,7 +454,37 @@ def new_id(prefix: str) -> str:
 
 # --- queries ----------------------------------------------------------------------------------
 
-def query_run(*, soql: str, version: str) -> dict[str, Any]:
+def query_run(*, soql: str, version: str, batch_size: int = QUERY_BATCH) -> dict[str, Any]:
+    """GET query?q=: the first batch of rows; `nextRecordsUrl` leads to the next while not done."""
+    batch_size = min(max(batch_size, QUERY_BATCH_MIN), QUERY_BATCH)
+    return _query_batch(soql, version, offset=0, batch_size=batch_size, locator=secrets.token_hex(8))
+
+
+def query_more(*, locator: str, offset: int, version: str) -> dict[str, Any]:
+    """GET query/{locator}-{offset}: a later batch of a query. The query runs again, so rows
+    written since its first batch may show up (Salesforce's locators see a snapshot)."""
+    cursor = cache.get(_locator_key(locator))
+    if cursor is None:
+        raise SalesforceError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+    return _query_batch(cursor["soql"], version, offset=offset, batch_size=cursor["batch_size"], locator=locator)
+
+
+def _query_batch(soql: str, version: str, *, offset: int, batch_size: int, locator: str) -> dict[str, Any]:
+    sobject, selected, hits = _query_hits(soql)
+    records = [{"attributes": {"type": sobject.name, "url": record_url(version, row)},
+                **{f.name: _value(row, f) for f in selected}} for row in hits[offset: offset + batch_size]]
+    body = {"totalSize": len(hits), "done": offset + batch_size >= len(hits), "records": records}
+    if not body["done"]:
+        cache.set(_locator_key(locator), {"soql": soql, "batch_size": batch_size}, QUERY_LOCATOR_SECONDS)
+        body["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{offset + batch_size}"
+    return body
+
+
+def _locator_key(locator: str) -> str:
+    return f"sandbox-salesforce-query:{locator}"
+
+
+def _query_hits(soql: str) -> tuple[SObject, list[FieldDef], list[SandboxSalesforceRecord]]:
     try:
         query = soql_parse(soql)
     except SoqlError as exc:
@@ -386,12 +497,8 @@ def query_run(*, soql: str, version: str) -> dict[str, Any]:
     selected = [_query_field(definitions, name, sobject) for name in query.fields]
     conditions = [(_query_field(definitions, c.field, sobject), c) for c in query.conditions]
     rows = _candidates(sobject, conditions)
-    hits = [row for row in rows if all(_holds(c, _values(row).get(f.name)) for f, c in conditions)]
-    if query.limit is not None:
-        hits = hits[: query.limit]
-    records = [{"attributes": {"type": sobject.name, "url": record_url(version, row)},
-                **{f.name: _values(row).get(f.name) for f in selected}} for row in hits]
-    return {"totalSize": len(records), "done": True, "records": records}
+    hits = [row for row in rows if all(_holds(c, _value(row, f)) for f, c in conditions)]
+    return sobject, selected, hits if query.limit is None else hits[: query.limit]
 
 
 def _query_field(definitions: dict[str, FieldDef], name: str, sobject: SObject) -> FieldDef:
@@ -411,6 +518,11 @@ def _candidates(sobject: SObject, conditions: list[tuple[FieldDef, Condition]]) 
             rows = rows.filter(keys__field=field_def.name, keys__value__in=[str(v).lower() for v in condition.values])
             break
     return list(rows.distinct().order_by("created_at", "id"))
+
+
+def _value(row: SandboxSalesforceRecord, field_def: FieldDef) -> Any:
+    """What a query reads: a record saved before a defaulted field existed has its default."""
+    return _values(row).get(field_def.name, field_def.default)
 
 
 def _values(row: SandboxSalesforceRecord) -> dict[str, Any]:

@@ -4,7 +4,8 @@ queries are checked against.
 Standard fields are constants (like HubSpot's built-in properties, they survive a flushed test
 database); custom fields are SandboxSalesforceField rows, created in the admin or by
 `custom_field_create`. The external-ID fields the product keys its upserts on are seeded as
-custom fields on first use (see org_settings), so the demo works out of the box.
+custom fields on first use (see org_settings), and the consent fields its default field maps
+write are constants (_consent), so the demo works out of the box.
 """
 
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ class FieldDef:
     unique: bool = False
     picklist: tuple[str, ...] = ()
     restricted: bool = False
-    default: str | None = None
+    default: str | bool | None = None
 
     @property
     def required(self) -> bool:
@@ -65,6 +66,19 @@ def _system() -> tuple[FieldDef, ...]:
                      nillable=False))
 
 
+def _consent() -> tuple[FieldDef, ...]:
+    # Custom fields crmsync's default field maps write, as if an admin had created them in Setup.
+    # Constants, not seeded rows (unlike the upsert keys), because SandboxSalesforceField has no
+    # datetime type; so they also appear in orgs seeded before they were added.
+    # The opt-in is a Yes/No picklist: a checkbox cannot be empty, and would read "no" for a
+    # person never asked.
+    return (FieldDef("Crmsync_Marketing_Opt_In__c", "crmsync marketing opt-in", type="picklist", length=255,
+                     picklist=("Yes", "No"), restricted=True, custom=True),
+            FieldDef("Crmsync_Consent_At__c", "crmsync consent at", type="datetime", custom=True),
+            FieldDef("Crmsync_Consent_Text__c", "crmsync consent text", type="textarea", length=32_768, custom=True),
+            FieldDef("Crmsync_Consent_Source__c", "crmsync consent source", length=255, custom=True))
+
+
 LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
 LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted")
 
@@ -81,6 +95,10 @@ SOBJECTS: dict[str, SObject] = {o.name: o for o in (
                  restricted=True, default=LEAD_STATUSES[0]),
         FieldDef("LeadSource", "Lead Source", type="picklist", length=255, picklist=LEAD_SOURCES),
         FieldDef("Description", "Description", type="textarea", length=32_000),
+        # The sandbox converts no Lead: the field is there for queries that skip converted ones.
+        FieldDef("IsConverted", "Converted", type="boolean", createable=False, updateable=False, nillable=False,
+                 default=False),
+        *_consent(),
     )),
     SObject("Contact", "Contact", "Contacts", "003", (
         *_system(),
@@ -91,6 +109,7 @@ SOBJECTS: dict[str, SObject] = {o.name: o for o in (
         FieldDef("AccountId", "Account ID", type="reference", length=18),
         _text("MailingCountry", "Mailing Country", 80),
         FieldDef("LeadSource", "Lead Source", type="picklist", length=255, picklist=LEAD_SOURCES),
+        *_consent(),
     )),
     SObject("Account", "Account", "Accounts", "001", (
         *_system(),

@@ -50,7 +50,7 @@ def endpoint(*, faulty: bool = True, **handlers: Handler) -> Callable:
                 decision = fault_decide(crm=CRM) if faulty else no_faults()
                 response = fault_call(decision, refuse=_fault_response,
                                       run=lambda: _answer(request, handlers, version, decision, kwargs))
-                if request.method == "PATCH" and response.status_code < 300 and org.reply_delay_ms:
+                if request.method in ("POST", "PATCH") and response.status_code < 300 and org.reply_delay_ms:
                     time.sleep(org.reply_delay_ms / 1000)  # committed: a client giving up loses only the reply
         response["Sforce-Limit-Info"] = f"api-usage={used}/{org.daily_limit}"
         request_log_record(crm=CRM, request=request, status=response.status_code, fault=decision.logged_kind(),
@@ -99,6 +99,16 @@ def _options(request: HttpRequest, decision: FaultDecision) -> WriteOptions:
 
 # --- handlers ---------------------------------------------------------------------------------
 
+def _record_create(request: HttpRequest, version: str, decision: FaultDecision, sobject: str) -> JsonResponse:
+    outcome = salesforce.record_create(sobject_name=sobject, body=_json(request), options=_options(request, decision))
+    return JsonResponse({"id": outcome.id, "success": True, "errors": []}, status=201)
+
+
+def _collection_update(request: HttpRequest, version: str, decision: FaultDecision) -> JsonResponse:
+    results = salesforce.records_update(body=_json(request), options=_options(request, decision))
+    return JsonResponse(results, safe=False)
+
+
 def _collection_upsert(request: HttpRequest, version: str, decision: FaultDecision, sobject: str,
                        field: str) -> JsonResponse:
     results = salesforce.records_upsert(sobject_name=sobject, key_name=field, body=_json(request),
@@ -118,7 +128,22 @@ def _describe(request: HttpRequest, version: str, decision: FaultDecision, sobje
 
 
 def _query(request: HttpRequest, version: str, decision: FaultDecision) -> JsonResponse:
-    return JsonResponse(salesforce.query_run(soql=request.GET.get("q", ""), version=version))
+    return JsonResponse(salesforce.query_run(soql=request.GET.get("q", ""), version=version,
+                                             batch_size=_query_batch_size(request)))
+
+
+def _query_batch_size(request: HttpRequest) -> int:
+    """Sforce-Query-Options: batchSize=N (Salesforce keeps it within 200..2000)."""
+    for part in request.headers.get("Sforce-Query-Options", "").split(","):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "batchsize" and value.strip().isdecimal():
+            return int(value.strip())
+    return salesforce.QUERY_BATCH
+
+
+def _query_more(request: HttpRequest, version: str, decision: FaultDecision, locator: str,
+                offset: str) -> JsonResponse:
+    return JsonResponse(salesforce.query_more(locator=locator, offset=int(offset), version=version))
 
 
 def _limits(request: HttpRequest, version: str, decision: FaultDecision) -> JsonResponse:
@@ -129,10 +154,13 @@ def _unknown(request: HttpRequest, version: str, decision: FaultDecision, **kwar
     raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
 
 
+record_create = endpoint(POST=_record_create)
+collection_update = endpoint(PATCH=_collection_update)
 collection_upsert = endpoint(PATCH=_collection_upsert)
 record_upsert = endpoint(PATCH=_record_upsert)
 describe = endpoint(GET=_describe)
 query = endpoint(GET=_query)
+query_more = endpoint(GET=_query_more)
 limits = endpoint(GET=_limits, faulty=False)  # what a client reads to pace itself stays reliable
 unknown = endpoint(**{method: _unknown for method in ("GET", "POST", "PUT", "PATCH", "DELETE")})
 

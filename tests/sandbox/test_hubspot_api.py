@@ -308,6 +308,25 @@ def test_the_properties_include_the_unique_external_id_key(hubspot):
     assert (key["type"], key["fieldType"], key["hasUniqueValue"]) == ("string", "text", True)
 
 
+def test_the_properties_crmsyncs_field_map_writes_take_its_values(hubspot):
+    by_name = {p["name"]: p for p in hubspot.get(PROPERTIES).json()["results"]}
+    values = {"lifecyclestage": "customer", "hubspot_owner_id": "101", "crmsync_marketing_opt_in": "true",
+              "crmsync_consent_at": "2024-05-01T12:00:00Z", "crmsync_consent_text": "Yes, email me.\nTwice a month.",
+              "crmsync_consent_source": "website"}
+
+    written = hubspot.post(UPSERT, {"inputs": [upsert_input("lead-1", **values)]})
+    refused = hubspot.post(UPSERT, {"inputs": [upsert_input("lead-2", crmsync_marketing_opt_in="yes")]})
+
+    assert [o["value"] for o in by_name["lifecyclestage"]["options"]] == [
+        "subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer", "evangelist",
+        "other"]
+    assert (by_name["hubspot_owner_id"]["type"], by_name["crmsync_marketing_opt_in"]["type"],
+            by_name["crmsync_consent_at"]["type"]) == ("enumeration", "bool", "datetime")
+    assert written.status_code == 200
+    assert {k: written.json()["results"][0]["properties"][k] for k in values} == values
+    assert refused.status_code == 400 and "INVALID_OPTION" in refused.content.decode()
+
+
 def test_a_created_property_can_be_read_and_written(hubspot):
     definition = {"name": "lead_score", "label": "Lead score", "type": "number", "fieldType": "number",
                   "groupName": "contactinformation"}

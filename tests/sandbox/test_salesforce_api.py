@@ -165,7 +165,7 @@ def test_a_collection_upsert_creates_then_updates_by_external_id(salesforce):
     record = SandboxSalesforceRecord.objects.get(pk=first["id"])
     assert record.fields | {} == {EXT: "lead-1", "LastName": "Lovelace", "Company": "Analytical Engines",
                                   "Email": "ada@example.com", "FirstName": "Ada", "Status": "Open - Not Contacted",
-                                  "OwnerId": record.fields["OwnerId"]}
+                                  "OwnerId": record.fields["OwnerId"], "IsConverted": False}
     assert len(record.id) == 18 and record.id.startswith("00Q")
 
 
@@ -248,6 +248,62 @@ def test_the_same_external_id_twice_in_one_collection_fails_both(salesforce):
     answer = salesforce.upsert(ada("lead-1"), ada("LEAD-1"))
 
     assert [r["errors"][0]["statusCode"] for r in answer.json()] == ["DUPLICATE_VALUE", "DUPLICATE_VALUE"]
+
+
+def test_a_record_is_created_without_any_key_as_a_person_would(salesforce):
+    created = salesforce.client.post(f"{DATA}/sobjects/Lead", json.dumps({"LastName": "Lovelace", "Company": "C"}),
+                                     content_type="application/json", headers=salesforce.headers)
+    refused = salesforce.client.post(f"{DATA}/sobjects/Lead", json.dumps({"LastName": "Hopper"}),
+                                     content_type="application/json", headers=salesforce.headers)
+
+    assert created.status_code == 201
+    assert created.json() == {"id": created.json()["id"], "success": True, "errors": []}
+    record = SandboxSalesforceRecord.objects.get()
+    assert record.id == created.json()["id"] and EXT not in record.fields
+    assert (refused.status_code, refused.json()[0]["errorCode"]) == (400, "REQUIRED_FIELD_MISSING")
+
+
+def test_a_collection_update_writes_by_id_and_fails_unknown_ids_alone(salesforce):
+    [created] = salesforce.upsert(ada("lead-1", Email="ada@example.com")).json()
+
+    answer = salesforce.patch(f"{DATA}/composite/sobjects", {"allOrNone": False, "records": [
+        lead(Id=created["id"], FirstName="Ada", **{EXT: "lead-9"}),
+        lead(Id="00Q5g000000000000AAA", FirstName="Nobody"),
+        lead(FirstName="No Id"),
+    ]})
+
+    assert answer.status_code == 200
+    updated, unknown, no_id = answer.json()
+    assert updated == {"id": created["id"], "success": True, "errors": []}  # an update has no `created`
+    assert unknown["errors"][0]["statusCode"] == "INVALID_CROSS_REFERENCE_KEY"
+    assert no_id["errors"][0]["statusCode"] == "MISSING_ARGUMENT"
+    record = SandboxSalesforceRecord.objects.get()
+    assert (record.fields["FirstName"], record.fields[EXT], record.fields["Email"]) == ("Ada", "lead-9", "ada@example.com")
+
+
+def test_a_collection_update_needs_each_records_type(salesforce):
+    [created] = salesforce.upsert(ada()).json()
+
+    answer = salesforce.patch(f"{DATA}/composite/sobjects", {"records": [{"Id": created["id"], "FirstName": "Ada"}]})
+
+    assert (answer.status_code, answer.json()[0]["errorCode"]) == (400, "INVALID_TYPE")
+    assert "FirstName" not in SandboxSalesforceRecord.objects.get().fields
+
+
+def test_the_fields_crmsyncs_field_map_writes_take_its_values(salesforce):
+    described = {f["name"]: f for f in salesforce.get(f"{DATA}/sobjects/Contact/describe").json()["fields"]}
+    values = {"OwnerId": "005000000000001AAA", "Crmsync_Marketing_Opt_In__c": "Yes",
+              "Crmsync_Consent_At__c": "2024-05-01T12:00:00.000Z", "Crmsync_Consent_Text__c": "Yes, email me.",
+              "Crmsync_Consent_Source__c": "website"}
+
+    answer = salesforce.upsert(ada(**values))
+    refused = salesforce.upsert(ada("lead-2", Crmsync_Marketing_Opt_In__c=True))
+
+    assert [described[name]["type"] for name in values] == ["reference", "picklist", "datetime", "textarea", "string"]
+    assert described["Crmsync_Marketing_Opt_In__c"]["restrictedPicklist"] is True
+    assert answer.json()[0]["success"] is True
+    assert {k: SandboxSalesforceRecord.objects.get().fields[k] for k in values} == values
+    assert refused.json()[0]["errors"][0]["statusCode"] == "INVALID_TYPE_ON_FIELD_IN_RECORD"
 
 
 def test_an_unknown_external_id_field_or_object_is_not_found(salesforce):
@@ -359,6 +415,33 @@ def test_soql_selects_filters_and_limits(salesforce):
     assert (record["LastName"], record["Email"]) == ("Lovelace", "ada@example.com")
     assert [r["LastName"] for r in by_list.json()["records"]] == ["Lovelace"]
     assert limited.json()["totalSize"] == 2
+
+
+def test_a_large_answer_comes_in_batches_behind_a_query_locator(salesforce):
+    salesforce.upsert(*[ada(f"lead-{i}") for i in range(200)])
+    salesforce.upsert(ada("lead-200"))
+    soql = f"SELECT {EXT} FROM Lead"
+
+    first = salesforce.client.get(f"{DATA}/query", {"q": soql}, headers={**salesforce.headers,
+                                                                         "Sforce-Query-Options": "batchSize=200"}).json()
+    rest = salesforce.get(first["nextRecordsUrl"]).json()
+    whole = salesforce.query(soql).json()
+
+    assert (first["totalSize"], first["done"], len(first["records"])) == (201, False, 200)
+    assert (rest["totalSize"], rest["done"], "nextRecordsUrl" in rest) == (201, True, False)
+    assert [r[EXT] for r in first["records"] + rest["records"]] == [f"lead-{i}" for i in range(201)]
+    assert (whole["done"], len(whole["records"])) == (True, 201)  # 2,000 a batch unless asked for fewer
+    stale = salesforce.get(f"{DATA}/query/01gunknown-200")
+    assert (stale.status_code, stale.json()[0]["errorCode"]) == (400, "INVALID_QUERY_LOCATOR")
+
+
+def test_a_query_can_leave_converted_leads_out(salesforce):
+    salesforce.upsert(ada(Email="ada@example.com"))
+
+    answer = salesforce.query("SELECT Id, IsConverted FROM Lead WHERE Email IN ('ada@example.com') "
+                              "AND IsConverted = false")
+
+    assert [r["IsConverted"] for r in answer.json()["records"]] == [False]
 
 
 def test_a_malformed_query_or_unknown_column_is_refused(salesforce):
