@@ -183,7 +183,7 @@ def _post_all(base: str, emails: list[str]) -> None:
     def post(chunk: list[str]) -> None:
         with requests.Session() as session:
             for email in chunk:
-                answer = session.post(url, json={"email": email, "first_name": "Bench", "last_name": email.split(".")[1],
+                answer = session.post(url, json={"email": email, "first_name": "Bench", "last_name": email.split("@")[0],
                                                  "company": "Bench Co", "country": "GB"}, timeout=60)
                 if answer.status_code != 202:
                     raise SystemExit(f"intake answered {answer.status_code}: {answer.text[:300]}")

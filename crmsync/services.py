@@ -23,48 +23,6 @@ from crmsync.queue import enqueue
 
 log = logging.getLogger(__name__)
 
-LEAD_FIELDS = ("email", "first_name", "last_name", "phone", "company", "country")
-
-
-# --- Leads ---------------------------------------------------------------------------------
-
-
-def lead_upsert(*, values: dict[str, str], attributes: dict, attribution: dict | None = None) -> tuple[Lead, bool]:
-    """Create or update the lead with this email. Returns the lead and whether it changed.
-
-    Must run inside the caller's transaction. Blank values never overwrite stored ones.
-    """
-    email = values.get("email", "")
-    lead = Lead.objects.select_for_update().filter(email=email).first() if email else None
-    if lead is None:
-        try:
-            with transaction.atomic():  # savepoint: a concurrent insert must not poison the caller
-                return Lead.objects.create(**_known(values), attributes=attributes, attribution=attribution or {}), True
-        except IntegrityError:
-            # Another submission for the same person committed first (lead_unique_email).
-            lead = Lead.objects.select_for_update().get(email=email)
-    return lead, _lead_merge(lead, values, attributes, attribution or {})
-
-
-def _known(values: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in values.items() if k in LEAD_FIELDS}
-
-
-def _lead_merge(lead: Lead, values: dict[str, str], attributes: dict, attribution: dict) -> bool:
-    changed = [k for k, v in _known(values).items() if v and getattr(lead, k) != v]
-    for name in changed:
-        setattr(lead, name, values[name])
-    for name, incoming in (("attributes", attributes), ("attribution", attribution)):
-        current = getattr(lead, name)
-        merged = {**current, **{k: v for k, v in incoming.items() if v not in ("", None)}}
-        if merged != current:
-            setattr(lead, name, merged)
-            changed.append(name)
-    if changed:
-        lead.save(update_fields=[*changed, "updated_at"])
-    return bool(changed)
-
-
 # --- Outbox --------------------------------------------------------------------------------
 
 

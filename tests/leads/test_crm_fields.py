@@ -78,3 +78,48 @@ def test_two_people_of_one_company_are_associated_with_one_crm_company(web, hubs
     assert (company.properties["domain"], company.properties["name"]) == ("acme.com", "ACME")
     contacts = {a.from_id for a in SandboxAssociation.objects.filter(to_id=company.pk)}
     assert contacts == {int(PushJob.objects.get(lead=lead).crm_record_id) for lead in (ada, bob)}
+
+
+@pytest.fixture
+def salesforce(live_server) -> Destination:
+    from django.conf import settings
+
+    from crmsync.fieldmap import fields_default_ensure
+
+    destination = Destination(name="Salesforce", kind=Destination.Kind.SALESFORCE, base_url=live_server.url,
+                              auth_method=Destination.Auth.CLIENT_CREDENTIALS, object_model=Destination.ObjectModel.LEAD,
+                              upsert_property="Crmsync_External_Id__c", batch_wait_seconds=0)
+    destination.set_credentials({"client_id": settings.SANDBOX_SALESFORCE_CLIENT_ID,
+                                 "client_secret": settings.SANDBOX_SALESFORCE_CLIENT_SECRET})
+    destination.save()
+    fields_default_ensure(destination=destination)
+    return destination
+
+
+def salesforce_lead(lead: Lead) -> tuple[dict, dict]:
+    """(the Lead as the sandbox Salesforce stores it, what was sent for it)."""
+    from crmsync.sandbox.models import SandboxSalesforceRecord
+
+    services.push_dispatch_due()
+    job = PushJob.objects.filter(lead=lead).latest("id")
+    assert job.status == PushJob.Status.SUCCEEDED, job.last_error
+    sent = SyncLog.objects.filter(lead_external_id=lead.external_id).latest("id").request
+    return SandboxSalesforceRecord.objects.get(pk=job.crm_record_id).fields, sent
+
+
+def test_salesforce_receives_the_owner_and_explicit_consent_but_nothing_for_an_unasked_person(web, salesforce):
+    team = Team.objects.create(name="Sales", is_default=True)
+    Owner.objects.create(team=team, name="Ann", salesforce_user_id="005000000000001AAA")
+
+    asked = submit(web, email="ada@example.com", last_name="Lovelace", company="Analytical Engines",
+                   marketing_opt_in="yes", consent_text="newsletter-v3")
+    unasked = submit(web, email="bob@example.org", last_name="Babbage")
+
+    stored, sent = salesforce_lead(asked)
+    assert stored["OwnerId"] == "005000000000001AAA"
+    assert (stored["Crmsync_Marketing_Opt_In__c"], stored["Crmsync_Consent_Text__c"]) == ("Yes", "newsletter-v3")
+    assert stored["Crmsync_Consent_Source__c"] == "website"
+    stored, sent = salesforce_lead(unasked)
+    consent = {"Crmsync_Marketing_Opt_In__c", "Crmsync_Consent_At__c", "Crmsync_Consent_Text__c", "Crmsync_Consent_Source__c"}
+    assert not consent & set(sent) and not any(stored.get(name) for name in consent)
+    assert stored["Company"] == "example.org"  # no company given: the company's domain, not "[not provided]"
