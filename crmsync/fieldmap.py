@@ -147,5 +147,14 @@ def render(lead: Lead, fields: list[DestinationField], *, company_key: str) -> t
     return primary, company
 
 
+# What a CRM decides for a person it already knows: a record adopted by the lookup keeps these
+# when it has them.
+CRM_OWNED_SOURCES = frozenset({"lifecycle_stage", "team", *OWNER_SOURCES})
+
+
+def crm_owned_targets(fields: list[DestinationField]) -> frozenset[str]:
+    return frozenset(f.target for f in fields if f.source in CRM_OWNED_SOURCES and f.object == Obj.PRIMARY)
+
+
 def personal_targets(fields: list[DestinationField]) -> set[str]:
     return {f.target for f in fields if f.source in PERSONAL_SOURCES}

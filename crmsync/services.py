@@ -16,7 +16,7 @@ from django.utils.module_loading import import_string
 from audit.services import sync_log_record
 from crmsync import ratelimit
 from crmsync.connectors.base import Outcome, PushRecord, RecordResult
-from crmsync.fieldmap import personal_targets, render
+from crmsync.fieldmap import crm_owned_targets, personal_targets, render
 from crmsync.models import Destination, Lead, LeadDelivery, PushJob
 from crmsync.outbound import DestinationSession, RateLimitWait
 from crmsync.queue import enqueue
@@ -212,7 +212,8 @@ def _work_items(destination: Destination, jobs: list[PushJob], fields: list) -> 
         asked = bool(delivery and delivery.looked_up_at)
         lookup_email = lead.email if destination.lookup_existing and not crm_record_id and not asked else ""
         record = PushRecord(lead=lead, fields=send_primary, company=send_company, crm_record_id=crm_record_id,
-                            company_crm_id=delivery.company_crm_id if delivery else "", lookup_email=lookup_email)
+                            company_crm_id=delivery.company_crm_id if delivery else "", lookup_email=lookup_email,
+                            keep_existing=crm_owned_targets(fields) if lookup_email else frozenset())
         items.append(_Work(lead_jobs, record, {"primary": primary, "company": company}))
     return items
 

@@ -44,7 +44,7 @@ def crm_external_ids(stack) -> list[str]:
 
 def test_a_thousand_leads_reach_a_failing_crm_exactly_once_at_the_configured_pace(stack):
     # A new lead's first attempt makes two calls (the lookup by email, then the write), each
-    # failing 45% of the time here: 16 attempts instead of 8 keep dead letters out of a run
+    # failing about a third of the time here: 16 attempts instead of 8 keep dead letters out of a run
     # whose point is exactly-once delivery and pace, not the retry budget.
     stack.env.update(CRMSYNC_PUSH_BACKOFF_BASE_SECONDS="0.5", CRMSYNC_PUSH_BACKOFF_CAP_SECONDS="2",
                      CRMSYNC_PUSH_LEASE_SECONDS="60", CRMSYNC_PUSH_MAX_ATTEMPTS="16", Q_WORKERS="2")

@@ -41,6 +41,9 @@ class PushRecord:
     # records: before creating, the connector asks the CRM for a record with this email and,
     # if there is one (typed in by hand, imported), updates that record instead.
     lookup_email: str = ""
+    # With lookup_email: CRM fields an adopted record keeps when it already holds a value (its
+    # owner, its lifecycle stage): the CRM knew this person first.
+    keep_existing: frozenset[str] = frozenset()
 
     @property
     def external_id(self) -> str:

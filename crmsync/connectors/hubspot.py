@@ -73,8 +73,9 @@ class HubSpotConnector:
             return {}
         key = self.destination.upsert_property
         inputs = {r.external_id: {"id": r.lookup_email} for r in records}
+        kept = sorted(set().union(*(r.keep_existing for r in records)) - {"email", key, "lifecyclestage"})
         answer = self._call(records, inputs, results, "POST", "/crm/v3/objects/contacts/batch/read",
-                            {"idProperty": "email", "properties": ["email", key, "lifecyclestage"],
+                            {"idProperty": "email", "properties": ["email", key, "lifecyclestage", *kept],
                              "propertiesWithHistory": [], "inputs": list(inputs.values())})
         if answer is None:
             return {}
@@ -102,7 +103,8 @@ class HubSpotConnector:
             return
         key = self.destination.upsert_property
         inputs = {r.external_id: {"id": str(found[r.external_id]["id"]),
-                                  "properties": {**_strings(r.fields), key: r.external_id}} for r in records}
+                                  "properties": {**_strings(_unkept(r, found[r.external_id], key)), key: r.external_id}}
+                  for r in records}
         answer = self._call(records, inputs, results, "POST", "/crm/v3/objects/contacts/batch/update",
                             {"inputs": list(inputs.values())})
         if answer is None:
@@ -328,6 +330,15 @@ def _company_id(results: dict[str, RecordResult], record: PushRecord) -> str:
     """The company the record's company upsert gave it, if any."""
     earlier = results.get(record.external_id)
     return earlier.company_crm_id if earlier else ""
+
+
+def _unkept(record: PushRecord, contact: dict, key: str) -> dict[str, Any]:
+    """The fields to write onto an adopted contact: not those HubSpot already decided (owner,
+    lifecycle stage), unless the contact is ours already."""
+    existing = contact.get("properties", {})
+    if existing.get(key) == record.external_id:
+        return record.fields
+    return {k: v for k, v in record.fields.items() if not (k in record.keep_existing and existing.get(k))}
 
 
 def _bearer(token: str) -> dict[str, str]:

@@ -81,13 +81,22 @@ class _Existing:
     id: str
     count: int  # records of the sObject with this email
     ours: bool  # it already carries the lead's key (an earlier adoption or create whose reply was lost)
+    held: frozenset[str] = frozenset()  # fields Salesforce already decided (owner...), kept on adoption
 
     @classmethod
     def choose(cls, sobject: str, free: list[dict[str, Any]], count: int, key: str, external_id: str) -> "_Existing":
         """Ours if one carries our key, else the oldest: deterministic whatever order the query gave."""
         best = min(free, key=lambda row: (row.get(key) != external_id, str(row.get("CreatedDate") or ""),
                                           str(row["Id"])))
-        return cls(sobject, str(best["Id"]), count, best.get(key) == external_id)
+        held = frozenset(name for name, value in best.items() if value not in (None, "") and name != "attributes")
+        return cls(sobject, str(best["Id"]), count, best.get(key) == external_id, held)
+
+    def fields(self, record: PushRecord, sent: dict[str, Any]) -> dict[str, Any]:
+        """What to write onto the adopted record: not what Salesforce already decided (owner,
+        lifecycle), unless the record is ours already."""
+        if self.ours:
+            return sent
+        return {k: v for k, v in sent.items() if not (k in record.keep_existing and k in self.held)}
 
     def adopted(self, result: RecordResult) -> RecordResult:
         if result.succeeded:
@@ -193,7 +202,9 @@ class SalesforceConnector:
         settled: dict[str, RecordResult] = {}
         for chunk in _lookup_chunks(records):
             emails = ",".join(_soql_string(r.lookup_email.strip()) for r in chunk)
-            soql = f"SELECT Id, Email, CreatedDate, {key} FROM {sobject} WHERE Email IN ({emails}){converted}"
+            kept = "".join(f", {name}" for name in sorted(set().union(*(r.keep_existing for r in chunk))
+                                                              - {"Id", "Email", "CreatedDate", key}))
+            soql = f"SELECT Id, Email, CreatedDate, {key}{kept} FROM {sobject} WHERE Email IN ({emails}){converted}"
             try:
                 rows, answer = self._query(soql)
             except CallFailed as failure:
@@ -234,7 +245,8 @@ class SalesforceConnector:
         adopt = [i for i, r in enumerate(records) if r.external_id in found]
         create = [i for i, r in enumerate(records) if r.external_id not in found]
         updated = self._collection("composite/sobjects", [records[i] for i in adopt],
-                                   [{**sent[i], "Id": found[records[i].external_id].id} for i in adopt])
+                                   [{**found[records[i].external_id].fields(records[i], sent[i]),
+                                     "Id": found[records[i].external_id].id} for i in adopt])
         results = {i: found[records[i].external_id].adopted(result) for i, result in zip(adopt, updated)}
         upserted = self._collection(f"composite/sobjects/{sobject}/{key}", [records[i] for i in create],
                                     [sent[i] for i in create])

@@ -440,3 +440,42 @@ def test_a_lookup_follows_the_query_past_its_first_batch(server_url, monkeypatch
     assert info.outcome == "update" and "oldest of 200" in info.adopted, info.error_message
     assert request_log_count(crm="salesforce", method="GET", path_endswith=SALESFORCE_QUERIES) == 1
     assert request_log_count(crm="salesforce", method="GET") == 2  # the query and its next batch
+
+
+# --- what the CRM decided for a person it knew first ------------------------------------------
+
+def test_an_adopted_hubspot_contact_keeps_its_owner_and_stage_and_gets_ours_where_it_had_none(hubspot_url):
+    from leads.models import Owner, Team
+
+    hubspot_destination(base_url=hubspot_url)
+    owner = Owner.objects.create(team=Team.objects.create(name="Sales"), name="Ann", hubspot_owner_id="101")
+    owned = hubspot_by_hand(hubspot_url, email="ada@example.com", hubspot_owner_id="999", lifecyclestage="opportunity")
+    unowned = hubspot_by_hand(hubspot_url, email="bob@example.com")
+    ada = make_lead(email="ada@example.com", owner=owner, lifecycle_stage="mql")
+    bob = make_lead(email="bob@example.com", owner=owner, lifecycle_stage="mql")
+
+    deliver_all([ada, bob])
+
+    kept = SandboxContact.objects.get(pk=owned).properties
+    assert (kept["hubspot_owner_id"], kept["lifecyclestage"]) == ("999", "opportunity")
+    assert kept["crmsync_external_id"] == ada.external_id
+    filled = SandboxContact.objects.get(pk=unowned).properties
+    assert (filled["hubspot_owner_id"], filled["lifecyclestage"]) == ("101", "marketingqualifiedlead")
+
+
+def test_an_adopted_salesforce_lead_keeps_its_owner(server_url):
+    from leads.models import Owner, Team
+
+    salesforce_destination(server_url)
+    owner = Owner.objects.create(team=Team.objects.create(name="Sales"), name="Ann", salesforce_user_id="005000000000001AAA")
+    typed = salesforce_by_hand(server_url, "Lead", Email="ada@example.com", LastName="Lovelace", Company="AE",
+                               OwnerId="005000000000999AAA")
+    created = make_lead(email="new@example.com", last_name="New", owner=owner)
+    adopted = make_lead(email="ada@example.com", last_name="Lovelace", owner=owner)
+
+    jobs = deliver_all([adopted, created])
+
+    assert {job.status for job in jobs} == {PushJob.Status.SUCCEEDED}
+    assert SandboxSalesforceRecord.objects.get(pk=typed).fields["OwnerId"] == "005000000000999AAA"
+    new_id = PushJob.objects.get(lead=created).crm_record_id
+    assert SandboxSalesforceRecord.objects.get(pk=new_id).fields["OwnerId"] == "005000000000001AAA"
