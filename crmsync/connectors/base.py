@@ -66,8 +66,9 @@ class RecordResult:
     # A sentence when the record was found by lookup_email and adopted, e.g. "HubSpot contact
     # 512 found by email"; the dispatcher logs it on the lead.
     adopted: str = ""
-    # True when the CRM answered the lookup by lookup_email (found or not), even if the write
-    # then failed: a retry need not ask again.
+    # True when a retry need not ask the CRM again: the lookup by lookup_email found nothing
+    # (whatever became of the write), or found a record and adopted it. Not when a found
+    # record could not be updated: the retry must find it again rather than create one.
     looked_up: bool = False
     # The CRM's lifecycle stage of an adopted record, lower-case ("customer"), when it has one.
     crm_lifecycle: str = ""
