@@ -16,41 +16,36 @@ from leads.models import LeadDecision, LeadIdentity
 from leads.services import MergeError, leads_merge
 
 
-class LeadDecisionInline(admin.TabularInline):
-    """Every match, merge, CRM adoption, stage change and assignment, newest first."""
-
-    model = LeadDecision
-    fk_name = "lead"
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
-    fields = ("created_at", "action", "matched_by", "detail", "changes_pretty", "submission", "actor")
-    readonly_fields = fields
-    verbose_name_plural = "decisions"
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class LeadDecisionInline(ReadOnlyInline):
+    """Every match, merge, CRM adoption, stage change and assignment, newest first."""
+
+    model = LeadDecision
+    fk_name = "lead"
+    fields = ("created_at", "action", "matched_by", "detail", "changes_pretty", "submission", "actor")
+    readonly_fields = fields
+    verbose_name_plural = "decisions"
 
     @admin.display(description="changes")
     def changes_pretty(self, obj: LeadDecision) -> str:
         return pretty_json(obj.changes) if obj.changes else "—"
 
 
-class LeadIdentityInline(admin.TabularInline):
+class LeadIdentityInline(ReadOnlyInline):
     model = LeadIdentity
-    extra = 0
-    can_delete = False
     fields = ("kind", "value", "created_at")
     readonly_fields = fields
     verbose_name_plural = "other keys (source record IDs, other email addresses)"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Lead)
