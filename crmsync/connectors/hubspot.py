@@ -154,7 +154,9 @@ class HubSpotConnector:
         place (or that have none). A record whose company failed takes its outcome."""
         key = self.destination.company_upsert_property
         with_company = [r for r in records if r.company and r.company.get(key)]
-        domains = {str(r.company[key]): r.company for r in with_company}
+        domains: dict[str, dict] = {}
+        for record in with_company:  # one company per domain; its records' fields merged in batch order
+            domains.setdefault(str(record.company[key]), {}).update(record.company)
         if not domains:
             return records
         inputs = {d: {"id": d, "idProperty": key, "properties": _strings(c)} for d, c in domains.items()}

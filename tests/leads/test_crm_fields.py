@@ -123,3 +123,17 @@ def test_salesforce_receives_the_owner_and_explicit_consent_but_nothing_for_an_u
     consent = {"Crmsync_Marketing_Opt_In__c", "Crmsync_Consent_At__c", "Crmsync_Consent_Text__c", "Crmsync_Consent_Source__c"}
     assert not consent & set(sent) and not any(stored.get(name) for name in consent)
     assert stored["Company"] == "example.org"  # no company given: the company's domain, not "[not provided]"
+
+
+def test_two_leads_of_one_company_in_one_batch_write_the_company_fields_either_carries(hubspot):
+    from crmsync.models import DestinationField
+
+    DestinationField.objects.filter(destination=hubspot, object="company", target="name").update(source="company")
+    with_name = Lead.objects.create(email="ada@acme.com", company="ACME")
+    without = Lead.objects.create(email="bob@acme.com")
+    for lead in (with_name, without):
+        services.push_jobs_enqueue(lead=lead)
+
+    assert services.push_dispatch_due() == 2
+    [company] = SandboxCompany.objects.all()
+    assert company.properties["name"] == "ACME"
