@@ -73,3 +73,19 @@ def test_merging_needs_exactly_two_leads_that_are_not_merged_already(operator, w
     messages = [str(m) for m in operator.get(CHANGELIST).context["messages"]]
     assert messages[-1] == "One of the leads was already merged; merge into the lead it was merged into."
     assert Lead.objects.get(pk=c.pk).merged_into is None
+
+
+def test_a_company_page_links_to_its_leads(operator, web):
+    import re
+
+    from leads.models import Company
+
+    submit(web, email="ada@acme.com")
+    submit(web, email="bob@acme.com")
+    submit(web, email="carol@other.example")
+    page = operator.get(reverse("admin:leads_company_change", args=[Company.objects.get(domain="acme.com").pk]))
+
+    link = re.search(r'href="([^"]+)">2 lead\(s\)', page.content.decode()).group(1).replace("&amp;", "&")
+    listed = operator.get(link)
+    assert listed.status_code == 200
+    assert [lead.email for lead in listed.context["cl"].result_list] == ["bob@acme.com", "ada@acme.com"]
