@@ -76,5 +76,6 @@ def test_a_thousand_leads_reach_a_failing_crm_exactly_once_at_the_configured_pac
     # the CRM really failed, in every way asked for...
     for fault in ("error", "rate_limit", "lost_reply"):
         assert request_log_count(crm="hubspot", fault=fault) > 0, fault
-    # batching held: far fewer calls than leads, retries included
-    assert calls < LEADS / 10
+    # batching held: far fewer calls than leads, retries included (a batch of new leads makes
+    # two calls: the lookup by email and the write)
+    assert calls < LEADS / 5
