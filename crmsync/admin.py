@@ -13,7 +13,7 @@ from crmsync.models import Destination, DestinationField, Lead, PushJob
 from crmsync.preflight import destination_fields_create, destination_preflight
 from crmsync.services import connector_for, destination_pause, destination_resume, push_jobs_retry
 from leads.models import LeadDecision, LeadIdentity
-from leads.services import MergeError, leads_merge
+from leads.services import MergeError, leads_merge, leads_reevaluate
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -68,7 +68,7 @@ class LeadAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
     inlines = [LeadIdentityInline, LeadDecisionInline]
-    actions = ["merge_leads"]
+    actions = ["merge_leads", "reevaluate_leads"]
 
     @admin.display(description="attributes")
     def attributes_pretty(self, obj: Lead) -> str:
@@ -105,6 +105,12 @@ class LeadAdmin(ReadOnlyAdmin):
 
     def has_merge_permission(self, request) -> bool:
         return request.user.has_perm("crmsync.change_lead")
+
+    @admin.action(description="Re-score and route the selected leads with the current rules", permissions=["merge"])
+    def reevaluate_leads(self, request, queryset):
+        ids = list(queryset.values_list("pk", flat=True))
+        changed = leads_reevaluate(lead_ids=ids, actor=request.user)
+        self.message_user(request, f"{changed} of {len(ids)} lead(s) changed and will be pushed again.")
 
     @admin.action(description="Merge the two selected leads", permissions=["merge"])
     def merge_leads(self, request, queryset):

@@ -451,3 +451,29 @@ def _merge_values(survivor: Lead, other: Lead) -> dict[str, list]:
             setattr(survivor, name, getattr(other, name))
             changes[name] = [None, str(getattr(other, name))]
     return changes
+
+
+# --- Re-evaluation -------------------------------------------------------------------------
+
+
+def leads_reevaluate(*, lead_ids: list[int], actor=None) -> int:
+    """Apply the current scoring, customer and routing rules to existing leads now, instead of
+    at their next submission; changed leads are pushed again. Returns how many changed."""
+    from crmsync.services import push_jobs_enqueue
+
+    changed_count = 0
+    for lead_id in lead_ids:
+        with transaction.atomic():
+            lead = Lead.objects.select_for_update().filter(pk=lead_id, merged_into__isnull=True).first()
+            if lead is None:
+                continue
+            changed = _company_link(lead)
+            changed = lifecycle.lead_evaluate(lead=lead) or changed
+            changed = routing.lead_route(lead=lead) or changed
+            if changed:
+                lead.save()
+                push_jobs_enqueue(lead=lead)
+                changed_count += 1
+    log.info("leads re-evaluated", extra={"leads": len(lead_ids), "changed": changed_count,
+                                          "actor": getattr(actor, "username", "")})
+    return changed_count

@@ -89,3 +89,23 @@ def test_a_company_page_links_to_its_leads(operator, web):
     listed = operator.get(link)
     assert listed.status_code == 200
     assert [lead.email for lead in listed.context["cl"].result_list] == ["bob@acme.com", "ada@acme.com"]
+
+
+def test_new_rules_apply_to_existing_leads_from_the_admin_at_once(operator, web):
+    from leads.models import Company, Owner, ScoringRule, StageThreshold, Team
+
+    ada = submit(web, email="ada@acme.com", company="ACME")
+    bob = submit(web, email="bob@other.example")
+    ScoringRule.objects.create(field="company", operator="present", points=50)
+    StageThreshold.objects.create(stage="sql", min_score=50)
+    Owner.objects.create(team=Team.objects.create(name="Sales", is_default=True), name="Ann")
+    Company.objects.filter(domain="other.example").update(is_customer=True)
+
+    answer = operator.post(CHANGELIST, {"action": "reevaluate_leads", ACTION_CHECKBOX_NAME: [ada.pk, bob.pk]},
+                           follow=True)
+
+    assert "2 of 2 lead(s) changed and will be pushed again." in [str(m) for m in answer.context["messages"]]
+    ada, bob = Lead.objects.get(pk=ada.pk), Lead.objects.get(pk=bob.pk)
+    assert (ada.lifecycle_stage, ada.score, ada.owner.name) == ("sql", 50, "Ann")
+    assert bob.lifecycle_stage == "customer"
+    assert LeadDecision.objects.filter(lead=ada, action=LeadDecision.Action.STAGE).exists()
