@@ -1,6 +1,6 @@
 """A destination's field map: what each CRM receives for a lead, and its defaults per kind."""
 
-from datetime import datetime
+from datetime import datetime, timezone as dt_timezone
 from typing import Any
 
 from crmsync.models import Destination, DestinationField, Lead
@@ -108,7 +108,10 @@ def lead_value(lead: Lead, source: str) -> Any:
     if head in ("attributes", "attribution", "first_touch") and name:
         return getattr(lead, head).get(name)
     value = getattr(lead, source, None)
-    return value.isoformat() if isinstance(value, datetime) else value
+    if isinstance(value, datetime):
+        # ISO 8601 in UTC to the millisecond, as HubSpot and Salesforce both write and accept it.
+        return value.astimezone(dt_timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value
 
 
 def source_error(source: str) -> str:
