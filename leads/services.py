@@ -95,7 +95,7 @@ def lead_resolve(*, incoming: Incoming) -> Resolution:
                         changes={"keys": _key_names(incoming)})
     replaced = changes["changed"].get("email", [""])[0] if matched_by else ""
     _identities_add(lead, incoming, replaced_email=replaced)
-    changed = _company_link(lead, incoming.submission) or changed
+    changed = _company_link(lead) or changed
     changed = lifecycle.lead_evaluate(lead=lead, submission=incoming.submission) or changed
     changed = routing.lead_route(lead=lead, submission=incoming.submission) or changed
     if changed:
@@ -144,10 +144,9 @@ def _survivor(lead: Lead) -> Lead:
 
 
 def _key_names(incoming: Incoming) -> list[str]:
-    keys = [name for name, value in (("external_id", incoming.values.get("external_id")),
+    return [name for name, value in (("external_id", incoming.values.get("external_id")),
                                      ("source_record", incoming.source_record_key), ("email", incoming.email))
             if value]
-    return keys
 
 
 def _create(incoming: Incoming) -> Lead:
@@ -308,7 +307,7 @@ def _identities_add(lead: Lead, incoming: Incoming, replaced_email: str = "") ->
 # --- Companies -----------------------------------------------------------------------------
 
 
-def _company_link(lead: Lead, submission=None) -> bool:
+def _company_link(lead: Lead) -> bool:
     """Link the lead to the one company of its domain; returns whether the lead changed."""
     domain = company_domain_of(lead.email, lead.attributes)
     if not domain:
