@@ -3,7 +3,7 @@
 from datetime import datetime, timezone as dt_timezone
 from typing import Any
 
-from crmsync.models import Destination, DestinationField, Lead
+from crmsync.models import LEAD_FIELDS, Destination, DestinationField, Lead
 
 Obj = DestinationField.Object
 Model = Destination.ObjectModel
@@ -114,16 +114,15 @@ def lead_value(lead: Lead, source: str) -> Any:
     return value
 
 
-def source_error(source: str) -> str:
-    """'' when a field map may read `source`."""
+def source_error(source: str, *, extra: tuple[str, ...] = EXTRA_SOURCES) -> str:
+    """'' when `source` names a lead field, one of `extra`, or an attributes.<name>,
+    attribution.<name> (last touch) or first_touch.<name> value: what a field map, a scoring
+    rule or a territory rule may read."""
     head, _, name = source.partition(".")
-    if source in (*LEAD_COLUMNS, *EXTRA_SOURCES) or (head in ("attributes", "attribution", "first_touch") and name):
+    if source in (*LEAD_FIELDS, *extra) or (head in ("attributes", "attribution", "first_touch") and name):
         return ""
-    return (f"Use one of {', '.join((*LEAD_COLUMNS, *EXTRA_SOURCES))}, attributes.<name>, attribution.<name> "
+    return (f"Use one of {', '.join((*LEAD_FIELDS, *extra))}, attributes.<name>, attribution.<name> "
             "or first_touch.<name>.")
-
-
-LEAD_COLUMNS = ("email", "first_name", "last_name", "phone", "company", "country")
 
 
 def render(lead: Lead, fields: list[DestinationField], *, company_key: str) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -7,6 +7,10 @@ from django.db.models import Q
 from crmsync import secrets
 
 
+# The person's own fields, as every mapping targets them and every CRM field map reads them.
+LEAD_FIELDS = ("email", "first_name", "last_name", "phone", "company", "country")
+
+
 def new_external_id() -> str:
     # Our own stable key: every CRM write is an upsert on it, so any retry is safe.
     return f"lead_{uuid.uuid4().hex}"

@@ -7,17 +7,14 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-# Lead fields a merge rule, a scoring rule or a territory rule may name directly; any other
-# name must be attributes.<name> or attribution.<name>.
-LEAD_FIELDS = ("email", "first_name", "last_name", "phone", "company", "country")
+from crmsync.fieldmap import bare_domain, source_error
+from crmsync.models import LEAD_FIELDS
 
 
 def field_path_error(path: str) -> str:
-    """'' when `path` names a lead field, attributes.<name> or attribution.<name>."""
-    head, _, name = path.partition(".")
-    if path in LEAD_FIELDS or (head in ("attributes", "attribution", "first_touch") and name):
-        return ""
-    return f"Use one of {', '.join(LEAD_FIELDS)}, attributes.<name>, attribution.<name> or first_touch.<name>."
+    """'' when a scoring or territory rule may read `path`: a lead field, attributes.<name>,
+    attribution.<name> or first_touch.<name>."""
+    return source_error(path, extra=())
 
 
 class Company(models.Model):
@@ -36,6 +33,10 @@ class Company(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.domain
+
+    def save(self, *args, **kwargs) -> None:
+        self.domain = bare_domain(self.domain)  # "https://www.ACME.com/" is acme.com, as leads find it
+        super().save(*args, **kwargs)
 
 
 class LeadIdentity(models.Model):
@@ -201,11 +202,16 @@ class CustomerEntry(models.Model):
         return self.value
 
     def clean(self) -> None:
-        self.value = self.value.strip().lower().lstrip("@")
+        self.value = self.value.strip().lower().lstrip("@")  # as save() stores it
         if self.kind == self.Kind.EMAIL and "@" not in self.value:
             raise ValidationError({"value": "An email address needs an @."})
         if self.kind == self.Kind.DOMAIN and ("@" in self.value or "." not in self.value):
             raise ValidationError({"value": "A domain looks like example.com."})
+
+    def save(self, *args, **kwargs) -> None:
+        # Leads' emails and domains are lower-case; so is the list, however it was typed.
+        self.value = self.value.strip().lower().lstrip("@")
+        super().save(*args, **kwargs)
 
 
 class Team(models.Model):

@@ -17,9 +17,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from crmsync.fieldmap import FREE_MAIL_DOMAINS, bare_domain
-from crmsync.models import Lead
+from crmsync.models import LEAD_FIELDS, Lead
 from leads import lifecycle, routing
-from leads.models import LEAD_FIELDS, CampaignAlias, Company, LeadDecision, LeadIdentity, MergeRule, campaign_key
+from leads.models import CampaignAlias, Company, LeadDecision, LeadIdentity, MergeRule, campaign_key
 
 log = logging.getLogger(__name__)
 

@@ -171,6 +171,12 @@ def test_consent_can_never_be_defaulted(web):
     with pytest.raises(ValidationError) as refused:
         rule.full_clean()
     assert "transforms" in refused.value.message_dict
+    rule = FieldRule(mapping_set=web.mapping_sets.get(), source_keys="gdpr", target="marketing_opt_in",
+                     on_invalid="default")
+    with pytest.raises(ValidationError) as refused:
+        rule.full_clean()
+    assert refused.value.message_dict["on_invalid"] == [
+        "Consent is never defaulted: reject the submission or drop the field."]
     line = DestinationField(source="marketing_opt_in", target="opt_in", default="true")
     with pytest.raises(ValidationError) as refused:
         line.clean()
@@ -188,3 +194,21 @@ def test_an_answer_that_is_not_yes_or_no_is_dropped_with_a_reason(web):
     assert processed.status == Submission.Status.PROCESSED
     assert processed.lead.marketing_opt_in is None
     assert "is not a yes/no value" in processed.reasons[0]["message"]
+
+
+def test_a_consent_time_that_is_not_a_date_is_dropped_with_a_reason(web):
+    from ingestion.models import Submission
+    from mapping.services import submission_process
+    from tests.factories import submission
+
+    web.mapping_sets.get().rules.filter(target="consent_at").update(transforms=[])
+    from mapping.services import mapping_publish
+
+    mapping_publish(mapping_set=web.mapping_sets.get())
+    processed = submission_process(submission_id=submission(source=web, payload={
+        "email": "ada@example.com", "marketing_opt_in": "yes", "consent_at": "last tuesday"}).pk)
+
+    assert processed.status == Submission.Status.PROCESSED
+    assert processed.reasons[0]["message"] == "dropped: 'last tuesday' is not a date and time; add a 'datetime' step."
+    lead = processed.lead
+    assert lead.marketing_opt_in is True and lead.consent_at == processed.received_at  # when we received it
