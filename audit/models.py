@@ -13,11 +13,11 @@ class SyncLog(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     destination = models.ForeignKey(
-        "crmsync.Destination", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "delivery.Destination", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     destination_name = models.CharField(max_length=200, blank=True)
-    push_job = models.ForeignKey("crmsync.PushJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="sync_logs")
-    lead = models.ForeignKey("crmsync.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="sync_logs")
+    push_job = models.ForeignKey("delivery.PushJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="sync_logs")
+    lead = models.ForeignKey("leads.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="sync_logs")
     lead_external_id = models.CharField(max_length=64, db_index=True)
     operation = models.CharField(max_length=20, choices=Operation.choices)
     outcome = models.CharField(

@@ -1,3 +1,6 @@
+"""The audit stage's writes: one SyncLog row per record per CRM call, with personal data masked."""
+
+from dataclasses import dataclass
 import re
 from typing import Any
 
@@ -8,41 +11,52 @@ from audit.models import SyncLog
 MASK = "***"
 
 
-def sync_log_record(*, push_job, result, attempt: int, noop: bool = False,
-                    personal_keys: set[str] | frozenset[str] = frozenset()) -> SyncLog:
-    """Write the audit row for one record of one CRM call (or of a push that needed no call).
-    Values of personal fields, and anything that looks like an email address, are masked
-    unless CRMSYNC_SYNC_LOG_REDACT is false."""
-    from crmsync.connectors.base import Outcome
+@dataclass(frozen=True)
+class CallRecord:
+    """One record of one CRM call (or of a push that needed no call), as plain values: the audit
+    stage knows nothing of the stages above it."""
 
-    if noop:
-        operation = SyncLog.Operation.NOOP
-    else:
-        operation = {
-            Outcome.CREATED: SyncLog.Operation.CREATE,
-            Outcome.UPDATED: SyncLog.Operation.UPDATE,
-        }.get(result.outcome, SyncLog.Operation.ERROR)
-    redacting = settings.CRMSYNC["SYNC_LOG_REDACT"]
-    request, response, message = result.request, result.response, result.error_message
-    if redacting:
+    destination_id: int
+    destination_name: str
+    push_job_id: int
+    lead_id: int
+    lead_external_id: str
+    operation: str  # SyncLog.Operation
+    outcome: str
+    crm_record_id: str = ""
+    http_status: int | None = None
+    error_code: str = ""
+    error_message: str = ""
+    request: Any = None
+    response: Any = None
+    attempt: int = 1
+    duration_ms: int = 0
+
+
+def sync_log_record(*, call: CallRecord, personal_keys: set[str] | frozenset[str] = frozenset()) -> SyncLog:
+    """Write the audit row for one record of one CRM call. Values of personal fields, and
+    anything that looks like an email address, are masked unless CRMSYNC_SYNC_LOG_REDACT is
+    false."""
+    request, response, message = call.request, call.response, call.error_message
+    if settings.CRMSYNC["SYNC_LOG_REDACT"]:
         request, response = redact(request, personal_keys), redact(response, personal_keys)
         message = redact(message, personal_keys)
     return SyncLog.objects.create(
-        destination=push_job.destination,
-        destination_name=push_job.destination.name,
-        push_job=push_job,
-        lead=result.lead,
-        lead_external_id=result.lead.external_id,
-        operation=operation,
-        outcome="noop" if noop else str(result.outcome),
-        crm_record_id=result.crm_record_id,
-        http_status=None if noop else result.http_status,
-        error_code=result.error_code if operation == SyncLog.Operation.ERROR else "",
+        destination_id=call.destination_id,
+        destination_name=call.destination_name,
+        push_job_id=call.push_job_id,
+        lead_id=call.lead_id,
+        lead_external_id=call.lead_external_id,
+        operation=call.operation,
+        outcome=call.outcome,
+        crm_record_id=call.crm_record_id,
+        http_status=call.http_status,
+        error_code=call.error_code if call.operation == SyncLog.Operation.ERROR else "",
         error_message=message,
-        request=request,
-        response=response,
-        attempt=attempt,
-        duration_ms=result.duration_ms,
+        request=request if request is not None else {},
+        response=response if response is not None else {},
+        attempt=call.attempt,
+        duration_ms=call.duration_ms,
     )
 
 

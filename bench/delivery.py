@@ -97,10 +97,10 @@ def _prepare(base: str) -> dict:
     from django.conf import settings
 
     from crmsync.demo import demo_load
-    from crmsync.fieldmap import fields_default_ensure
-    from crmsync.models import Destination
-    from crmsync.sandbox.models import SandboxSettings
-    from crmsync.sandbox.salesforce_schema import org_settings
+    from delivery.fieldmap import fields_default_ensure
+    from delivery.models import Destination
+    from sandbox.models import SandboxSettings
+    from sandbox.salesforce.schema import org_settings
 
     info = demo_load(sandbox_base_url=f"{base}/sandbox/hubspot")
     info.source.ip_limit_per_minute = info.source.source_limit_per_minute = 1_000_000
@@ -127,7 +127,7 @@ def _prepare(base: str) -> dict:
 
 
 def _run(base: str, destinations: dict, tmp: Path) -> dict[str, object]:
-    from crmsync.models import Destination
+    from delivery.models import Destination
 
     hubspot, salesforce = destinations["hubspot"], destinations["salesforce"]
     Destination.objects.filter(pk=salesforce.pk).update(is_active=False)
@@ -156,9 +156,9 @@ def _run(base: str, destinations: dict, tmp: Path) -> dict[str, object]:
 
 
 def _phase(name: str, base: str, crm: str) -> dict[str, float]:
-    from crmsync.sandbox.faults import request_log_count
+    from sandbox.faults import request_log_count
 
-    from crmsync.sandbox.models import SandboxRequestLog
+    from sandbox.models import SandboxRequestLog
 
     calls_before = request_log_count(crm=crm)
     last_log = SandboxRequestLog.objects.order_by("-id").values_list("id", flat=True).first() or 0
@@ -194,7 +194,7 @@ def _post_all(base: str, emails: list[str]) -> None:
 
 
 def _wait_pushed(emails: list[str]) -> None:
-    from crmsync.models import PushJob
+    from delivery.models import PushJob
 
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
@@ -210,9 +210,10 @@ def _wait_pushed(emails: list[str]) -> None:
 
 def _unchanged(destination, crm: str) -> int:
     """Queue every lead of the hubspot phase again, unchanged; count the calls it makes."""
-    from crmsync.models import Lead, PushJob
-    from crmsync.sandbox.faults import request_log_count
-    from crmsync.services import push_jobs_enqueue
+    from delivery.models import PushJob
+    from leads.models import Lead
+    from sandbox.faults import request_log_count
+    from delivery.services import push_jobs_enqueue
 
     before = request_log_count(crm=crm)
     leads = list(Lead.objects.filter(email__startswith="hubspot."))

@@ -7,8 +7,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from crmsync.fieldmap import fields_default_ensure
-from crmsync.models import Destination
+from delivery.fieldmap import fields_default_ensure
+from delivery.models import Destination
 from ingestion.models import Source
 from leads.models import Owner, ScoringRule, StageThreshold, Team
 from mapping.models import FieldRule, MappingSet

@@ -70,11 +70,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    # The stages, in the order data flows through them (docs/architecture.md).
     "ingestion",
     "mapping",
-    "crmsync",
     "leads",
-    "crmsync.sandbox",
+    "delivery",
+    "crmsync",
+    "sandbox",
     "audit",
 ]
 

@@ -8,6 +8,6 @@ urlpatterns = [
     path("healthz", include("audit.urls")),
 ]
 if settings.SANDBOX_ENABLED:
-    urlpatterns.append(path("sandbox/", include("crmsync.sandbox.urls")))
+    urlpatterns.append(path("sandbox/", include("sandbox.urls")))
     # Salesforce clients build https://{host}/services/data/vNN.N/...: the sandbox org sits at the root.
-    urlpatterns.append(path("services/", include("crmsync.sandbox.salesforce_urls")))
+    urlpatterns.append(path("services/", include("sandbox.salesforce.urls")))

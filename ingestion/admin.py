@@ -62,23 +62,6 @@ class SourceAdmin(admin.ModelAdmin):
         }
         return super().get_queryset(request).annotate(**stored).prefetch_related("counters")
 
-    def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
-        if not change and not obj.mapping_sets.exists():
-            from mapping.starters import mapping_starter_create
-
-            mapping_set = mapping_starter_create(source=obj, user=request.user)
-            messages.info(request, f"Created and published a starter mapping, '{mapping_set}': add your form's field "
-                                   "names as aliases there.")
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        from mapping.admin import warn_about_drift
-
-        source = self.get_object(request, object_id)
-        if source and request.method == "GET":
-            warn_about_drift(request, source)
-        return super().change_view(request, object_id, form_url, extra_context)
-
     def save_formset(self, request, form, formset, change) -> None:
         if formset.model is not SourceSecret:
             return super().save_formset(request, form, formset, change)
@@ -163,7 +146,6 @@ class SubmissionAdmin(ReadOnlyAdmin):
     """Reviewers work from the 'rejected' filter: fix the mapping, then reprocess."""
 
     list_display = ("id", "received_at", "source", "status", "lead", "mapping_version", "short_reasons")
-    actions = ["reprocess"]
     list_filter = ("status", "source")
     list_select_related = ("source", "lead")
     date_hierarchy = "received_at"
@@ -172,17 +154,6 @@ class SubmissionAdmin(ReadOnlyAdmin):
               "enrichment_pretty", "notes", "headers_pretty", "content_type", "remote_addr", "user_agent",
               "idempotency_key", "fetch_attempts", "raw_body_text")
     readonly_fields = fields
-
-    @admin.action(description="Reprocess with the current mapping", permissions=["reprocess"])
-    def reprocess(self, request, queryset) -> None:
-        from mapping.services import submission_reprocess
-
-        results = [submission_reprocess(submission_id=pk).status for pk in queryset.values_list("pk", flat=True)]
-        summary = ", ".join(f"{results.count(s)} {s}" for s in sorted(set(results)))
-        self.message_user(request, f"Reprocessed {len(results)} submissions: {summary}.")
-
-    def has_reprocess_permission(self, request) -> bool:
-        return request.user.has_perm("ingestion.reprocess_submission")
 
     @admin.display(description="reasons")
     def short_reasons(self, obj: Submission) -> str:

@@ -4,7 +4,7 @@ kept encrypted because we need them again to compute an HMAC or call an API."""
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from crmsync import secrets as crypto
+from core import secrets as crypto
 from ingestion.models import Source, SourceSecret
 from ingestion.signatures import api_key_hash, new_api_key
 

@@ -10,8 +10,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.utils import timezone
 
-from crmsync import outbound
-from crmsync.services import backoff_seconds
+from core import outbound
 from ingestion.models import SourceSecret, Submission
 from ingestion.presets import idempotency_key_from
 from ingestion.services import active_secrets
@@ -77,7 +76,7 @@ def _retry(submission: Submission, message: str) -> Fetch:
     submission.fetch_attempts += 1
     if submission.fetch_attempts >= settings.CRMSYNC["PUSH_MAX_ATTEMPTS"]:
         return _fail(submission, f"Gave up after {submission.fetch_attempts} attempts. {message}")
-    submission.next_attempt_at = timezone.now() + timedelta(seconds=backoff_seconds(submission.fetch_attempts))
+    submission.next_attempt_at = timezone.now() + timedelta(seconds=outbound.backoff_seconds(submission.fetch_attempts))
     submission.notes = [*submission.notes, f"fetch attempt {submission.fetch_attempts} failed: {message}"][-20:]
     submission.save(update_fields=["fetch_attempts", "next_attempt_at", "notes"])
     return Fetch.RETRY

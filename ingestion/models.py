@@ -164,7 +164,7 @@ class Submission(models.Model):
     # Both are NULL when a submission is inserted: a partial index (lead) or none (version,
     # whose rows are never deleted) keeps the intake's one INSERT from maintaining them.
     lead = models.ForeignKey(
-        "crmsync.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions", db_index=False
+        "leads.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions", db_index=False
     )
     mapping_version = models.ForeignKey(
         "mapping.MappingVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="submissions",

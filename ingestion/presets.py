@@ -1,5 +1,5 @@
 """What each kind of source sends, as data: content types, how it authenticates, where its
-idempotency key lives and how its body is parsed. Formats: ../shared/CRM_CONTRACTS.md."""
+idempotency key lives and how its body is parsed. Formats: docs/wire-contracts.md."""
 
 from dataclasses import dataclass
 

@@ -1,6 +1,8 @@
 """Receiving: the gatekeeper. Every request is checked in this order, each step cheap before
 expensive: source, origin, throttle, size, authentication on the raw bytes, content type,
-parsing, honeypot, idempotency; then one transaction stores it and rings the mapping stage."""
+parsing, honeypot, idempotency; then one transaction stores the submission, and the answer
+goes out after the commit. Workers find new submissions by polling (`submissions_claim`) and
+the pipeline records each one's outcome here (`submission_finish`)."""
 
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from crmsync import secrets as crypto
+from core import secrets as crypto
 from ingestion import cache, parsing, signatures, throttle
 from ingestion.models import Source, SourceCounter, SourceSecret, Submission
 from ingestion.parsing import IntakeError
@@ -270,6 +272,33 @@ def _claimable(now, requeue_after_seconds: int):
 
 
 # --- Bookkeeping ---------------------------------------------------------------------------
+
+
+def submission_waiting_for_retry(submission: Submission) -> bool:
+    """A fetch of the submission's data (Meta leads) failed and its backoff has not run out."""
+    return submission.next_attempt_at is not None and submission.next_attempt_at > timezone.now()
+
+
+def submission_reopen(*, submission_id: int) -> bool:
+    """Make a rejected submission 'received' again so it is processed anew; False for any other."""
+    updated = Submission.objects.filter(pk=submission_id, status=Submission.Status.REJECTED).update(
+        status=Submission.Status.RECEIVED, reasons=[], processed_at=None, fetch_attempts=0, next_attempt_at=None)
+    if updated:
+        log.info("submission reprocessing", extra={"submission": submission_id})
+    return bool(updated)
+
+
+def submission_finish(*, submission: Submission, status: str, reasons: list | None = None, lead=None,
+                      mapping_version=None) -> Submission:
+    """Record what became of a submission: processed (with its lead) or rejected (with reasons)."""
+    submission.status = status
+    submission.reasons = reasons or []
+    submission.lead = lead
+    submission.mapping_version = mapping_version
+    submission.processed_at = timezone.now()
+    submission.save(update_fields=["status", "reasons", "lead", "mapping_version", "processed_at"])
+    log.info("submission processed", extra={"submission": submission.pk, "status": status})
+    return submission
 
 
 def source_count(*, source: Source, outcome: str | None, reason: str = "") -> None:

@@ -4,7 +4,7 @@ parses them, and always compared in constant time.
 Framework-free on purpose: the intake view passes `request.body` and `request.headers`, the
 sandbox and the benchmarks call `sign()` to build requests a real provider would send.
 
-Formats follow each provider's public documentation (see CRM_CONTRACTS.md, "Webhook sources"):
+Formats follow each provider's public documentation (see docs/wire-contracts.md, "Signature schemes"):
 Stripe "Check the webhook signatures / verify manually", Meta Graph API "Webhooks: validate
 payloads", Typeform "Secure your webhooks", Tally help "Webhooks: add a signing secret", Webflow
 "Verifying requests", Calendly "Webhook signatures".

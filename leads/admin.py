@@ -29,7 +29,7 @@ class CompanyAdmin(admin.ModelAdmin):
     def leads_link(self, obj: Company) -> str:
         if not obj.pk:
             return "—"
-        url = reverse("admin:crmsync_lead_changelist") + f"?company_record__id__exact={obj.pk}"
+        url = reverse("admin:leads_lead_changelist") + f"?company_record__id__exact={obj.pk}"
         return format_html('<a href="{}">{} lead(s)</a>', url, obj.leads.count())
 
 

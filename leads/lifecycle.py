@@ -6,9 +6,9 @@ lead."""
 
 from typing import Any
 
-from crmsync.fieldmap import lead_value
-from crmsync.models import Lead
-from leads.models import CustomerEntry, LeadDecision, ScoringRule, StageThreshold
+from leads.decisions import decision_record
+from leads.fields import lead_value
+from leads.models import CustomerEntry, Lead, LeadDecision, ScoringRule, StageThreshold
 
 Stage = Lead.Stage
 ORDER = {Stage.LEAD: 0, Stage.MQL: 1, Stage.SQL: 2, Stage.CUSTOMER: 3}
@@ -63,8 +63,6 @@ def customer_reason(lead: Lead) -> str:
 def lead_evaluate(*, lead: Lead, submission=None) -> bool:
     """Score the lead and move its stage forward; returns whether the lead changed. The
     caller saves the lead."""
-    from leads.services import decision_record
-
     if lead.lifecycle_stage != Stage.CUSTOMER and (reason := customer_reason(lead)):
         return lead_mark_customer(lead=lead, detail=reason, submission=submission)
     total, hits = score(lead)
@@ -85,8 +83,6 @@ def lead_evaluate(*, lead: Lead, submission=None) -> bool:
 def lead_mark_customer(*, lead: Lead, detail: str, submission=None) -> bool:
     """An existing customer: stage 'customer', and routed to account management instead of
     staying with new business (the caller routes and saves)."""
-    from leads.services import decision_record
-
     if lead.lifecycle_stage == Stage.CUSTOMER:
         return False
     decision_record(lead=lead, action=LeadDecision.Action.CUSTOMER, submission=submission, detail=detail,

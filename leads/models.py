@@ -2,19 +2,77 @@
 their company, the decisions taken about them, and the RevOps rules behind those decisions
 (merge rules, scoring, customers, teams, owners, territories, campaign names)."""
 
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from crmsync.fieldmap import bare_domain, source_error
-from crmsync.models import LEAD_FIELDS
+from core.fields import LEAD_FIELDS, bare_domain, source_error
 
 
 def field_path_error(path: str) -> str:
     """'' when a scoring or territory rule may read `path`: a lead field, attributes.<name>,
     attribution.<name> or first_touch.<name>."""
     return source_error(path, extra=())
+
+
+def new_external_id() -> str:
+    # Our own stable key: every CRM write is an upsert on it, so any retry is safe.
+    return f"lead_{uuid.uuid4().hex}"
+
+
+class Lead(models.Model):
+    """The canonical person, owned by us and pushed to every destination."""
+
+    class Stage(models.TextChoices):
+        LEAD = "lead", "Lead"
+        MQL = "mql", "Marketing-qualified lead"
+        SQL = "sql", "Sales-qualified lead"
+        CUSTOMER = "customer", "Customer"
+
+    external_id = models.CharField(max_length=64, unique=True, default=new_external_id, editable=False)
+    email = models.CharField(max_length=254, blank=True)
+    first_name = models.CharField(max_length=200, blank=True)
+    last_name = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=50, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    country = models.CharField(max_length=100, blank=True)
+    attribution = models.JSONField(default=dict, blank=True, help_text="Last touch: UTM values, referrer, landing page.")
+    first_touch = models.JSONField(default=dict, blank=True, help_text="First touch, kept as it was.")
+    attributes = models.JSONField(default=dict, blank=True, help_text="Custom attributes from mappings.")
+    field_sources = models.JSONField(default=dict, blank=True, editable=False,
+                                     help_text="field -> the source slug that set its value (merge rules).")
+    company_record = models.ForeignKey("Company", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="leads", verbose_name="company (by domain)")
+    # Lifecycle and routing.
+    lifecycle_stage = models.CharField(max_length=10, choices=Stage.choices, default=Stage.LEAD)
+    score = models.IntegerField(default=0)
+    team = models.ForeignKey("Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+    owner = models.ForeignKey("Owner", null=True, blank=True, on_delete=models.SET_NULL, related_name="leads")
+    # Consent: None means the person was never asked (or the source did not say); it is never
+    # assumed, and a CRM receives nothing for it.
+    marketing_opt_in = models.BooleanField(null=True, blank=True)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    consent_text = models.CharField(max_length=1000, blank=True, help_text="The wording or its version.")
+    consent_source = models.CharField(max_length=500, blank=True, help_text="Where it was given (form, page).")
+    merged_into = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_leads",
+                                    editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "crmsync_lead"  # the table it had in the crmsync app
+        ordering = ["-updated_at"]
+        constraints = [
+            # One lead per normalized email; concurrent submissions for one person make one row.
+            models.UniqueConstraint(fields=["email"], condition=~Q(email=""), name="lead_unique_email"),
+        ]
+        indexes = [models.Index(fields=["last_name", "first_name"], name="lead_name")]
+
+    def __str__(self) -> str:
+        return self.email or self.external_id
 
 
 class Company(models.Model):
@@ -48,7 +106,7 @@ class LeadIdentity(models.Model):
         SOURCE_RECORD = "source_record", "Source record ID"
         EMAIL = "email", "Other email address"
 
-    lead = models.ForeignKey("crmsync.Lead", on_delete=models.CASCADE, related_name="identities")
+    lead = models.ForeignKey("Lead", on_delete=models.CASCADE, related_name="identities")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     value = models.CharField(max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -74,7 +132,7 @@ class LeadDecision(models.Model):
         ROUTED = "routed", "Owner assigned"
         CUSTOMER = "customer", "Existing customer"
 
-    lead = models.ForeignKey("crmsync.Lead", on_delete=models.CASCADE, related_name="decisions")
+    lead = models.ForeignKey("Lead", on_delete=models.CASCADE, related_name="decisions")
     submission = models.ForeignKey("ingestion.Submission", null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     action = models.CharField(max_length=20, choices=Action.choices)

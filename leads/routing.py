@@ -7,9 +7,9 @@ not catch up on their return: they simply take their share of new leads again.""
 
 from django.db.models import F
 
-from crmsync.fieldmap import lead_value
-from crmsync.models import Lead
-from leads.models import LeadDecision, Owner, Team, TerritoryRule
+from leads.decisions import decision_record
+from leads.fields import lead_value
+from leads.models import Lead, LeadDecision, Owner, Team, TerritoryRule
 
 
 def team_for(lead: Lead) -> tuple[Team | None, str]:
@@ -29,8 +29,6 @@ def team_for(lead: Lead) -> tuple[Team | None, str]:
 def lead_route(*, lead: Lead, submission=None) -> bool:
     """Give an unowned lead a team and an owner; returns whether the lead changed. The caller
     saves the lead. A lead keeps its owner once it has one."""
-    from leads.services import decision_record
-
     if lead.owner_id:
         return False
     team, why = team_for(lead)

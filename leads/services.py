@@ -16,10 +16,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from crmsync.fieldmap import FREE_MAIL_DOMAINS, bare_domain
-from crmsync.models import LEAD_FIELDS, Lead
+from core.fields import LEAD_FIELDS, company_domain
 from leads import lifecycle, routing
-from leads.models import CampaignAlias, Company, LeadDecision, LeadIdentity, MergeRule, campaign_key
+from leads.decisions import decision_record, plain as _plain
+from leads.models import CampaignAlias, Company, Lead, LeadDecision, LeadIdentity, MergeRule, campaign_key
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Incoming:
         return f"{self.source_slug}:{record_id}" if record_id else ""
 
     def domain(self) -> str:
-        return company_domain_of(self.email, self.attributes)
+        return company_domain(email=self.email, attributes=self.attributes)
 
 
 @dataclass
@@ -55,16 +55,6 @@ class Resolution:
     lead: Lead
     changed: bool
     matched_by: str  # "" for a new lead
-
-
-def company_domain_of(email: str, attributes: dict) -> str:
-    """The company's domain: an explicit company domain or website, else the email's domain
-    unless it is a free-mail provider's."""
-    explicit = str(attributes.get("company_domain") or attributes.get("website") or "")
-    if explicit.strip():
-        return bare_domain(explicit)
-    domain = email.rpartition("@")[2].strip().lower()
-    return "" if not domain or domain in FREE_MAIL_DOMAINS else domain
 
 
 # --- Resolution ----------------------------------------------------------------------------
@@ -281,10 +271,6 @@ def _yes_no(value: Any) -> bool | None:
     return {"true": True, "false": False}.get(text)
 
 
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
 def _identities_add(lead: Lead, incoming: Incoming, replaced_email: str = "") -> None:
     """Remember the keys this submission brought, and an address a merge rule replaced, so
     each of them finds the lead again."""
@@ -309,7 +295,7 @@ def _identities_add(lead: Lead, incoming: Incoming, replaced_email: str = "") ->
 
 def _company_link(lead: Lead) -> bool:
     """Link the lead to the one company of its domain; returns whether the lead changed."""
-    domain = company_domain_of(lead.email, lead.attributes)
+    domain = company_domain(email=lead.email, attributes=lead.attributes)
     if not domain:
         return False
     company = company_for_domain(domain, name=lead.company)
@@ -333,24 +319,6 @@ def company_for_domain(domain: str, *, name: str = "") -> Company:
     return company
 
 
-# --- Decisions -----------------------------------------------------------------------------
-
-
-def decision_record(*, lead: Lead, action: str, detail: str = "", matched_by: str = "", changes: dict | None = None,
-                    submission=None, actor=None) -> LeadDecision:
-    """Log one decision about a lead; shown on the lead in the admin."""
-    return LeadDecision.objects.create(lead=lead, action=action, detail=detail[:4000], matched_by=matched_by,
-                                       changes=_json_safe(changes or {}), submission=submission, actor=actor)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return _plain(value)
-
-
 def lead_customer_found(*, lead: Lead, detail: str) -> bool:
     """A CRM told us this person is an existing customer: mark them and route them to account
     management. Returns whether the lead changed (the caller queues its push again)."""
@@ -362,9 +330,6 @@ def lead_customer_found(*, lead: Lead, detail: str) -> bool:
         changed = routing.lead_route(lead=lead) or changed
         if changed:
             lead.save()
-            from crmsync.services import push_jobs_enqueue
-
-            push_jobs_enqueue(lead=lead)
         return changed
 
 
@@ -375,50 +340,54 @@ class MergeError(Exception):
     """Two leads that cannot be merged; the message is for the reviewer."""
 
 
-def leads_merge(*, survivor: Lead, other: Lead, actor=None) -> Lead:
-    """Merge `other` into `survivor`. The survivor keeps its values and fills its blanks from
-    the other; the other lead stays, marked merged, with its own history (submissions, push
-    jobs, decisions) untouched, and its keys (email, source record IDs) now find the survivor.
-    Its pending pushes stop; the survivor is pushed again."""
-    from crmsync.models import PushJob
-    from crmsync.services import push_jobs_enqueue
+@dataclass
+class LeadMerge:
+    survivor: Lead
+    other: Lead
+    other_email: str
+    changes: dict
 
+
+def leads_merge(*, survivor: Lead, other: Lead) -> LeadMerge:
+    """Merge `other` into `survivor`, in the caller's transaction. The survivor keeps its values
+    and fills its blanks from the other; the other lead stays, marked merged, with its own
+    history (submissions, push jobs, decisions) untouched, and its keys (email, source record
+    IDs) now find the survivor. The caller stops the other's deliveries and records the merge
+    (`merge_decisions_record`)."""
     if survivor.pk == other.pk:
         raise MergeError("A lead cannot be merged into itself.")
-    with transaction.atomic():
-        locked = {lead.pk: lead for lead in Lead.objects.select_for_update().filter(pk__in=[survivor.pk, other.pk])
-                  .order_by("pk")}
-        survivor, other = locked[survivor.pk], locked[other.pk]
-        if survivor.merged_into_id or other.merged_into_id:
-            raise MergeError("One of the leads was already merged; merge into the lead it was merged into.")
-        changes = _merge_values(survivor, other)
-        other_email = other.email
-        other.email, other.merged_into = "", survivor
-        other.save(update_fields=["email", "merged_into", "updated_at"])
-        if other_email and not survivor.email:
-            survivor.email = other_email
-            changes["email"] = ["", other_email]
-        elif other_email and other_email != survivor.email:
-            LeadIdentity.objects.get_or_create(kind=LeadIdentity.Kind.EMAIL, value=other_email,
-                                               defaults={"lead": survivor})
-        LeadIdentity.objects.filter(lead=other).update(lead=survivor)
-        survivor.save()
-        stopped = PushJob.objects.filter(lead=other, status=PushJob.Status.PENDING).update(
-            status=PushJob.Status.SUPERSEDED, last_error=f"merged into {survivor.external_id}",
-            finished_at=timezone.now(), updated_at=timezone.now())
-        crm_records = [f"{d.destination}: {d.crm_record_id}" for d in other.deliveries.select_related("destination")
-                       if d.crm_record_id]
-        left = (f" The CRM still holds the merged lead's records ({'; '.join(crm_records)}): merge them there."
-                if crm_records else "")
-        decision_record(lead=survivor, action=Action.MERGED, actor=actor, matched_by="reviewer",
-                        detail=f"Merged {other.external_id} ({other_email or 'no email'}) into this lead.{left}",
-                        changes={"changed": changes, "merged_lead": other.external_id})
-        decision_record(lead=other, action=Action.MERGED, actor=actor, matched_by="reviewer",
-                        detail=f"Merged into {survivor.external_id} ({survivor.email or 'no email'}); "
-                               f"{stopped} pending push(es) stopped.")
-        push_jobs_enqueue(lead=survivor)
-    log.info("leads merged", extra={"survivor": survivor.external_id, "merged": other.external_id})
-    return survivor
+    locked = {lead.pk: lead for lead in Lead.objects.select_for_update().filter(pk__in=[survivor.pk, other.pk])
+              .order_by("pk")}
+    survivor, other = locked[survivor.pk], locked[other.pk]
+    if survivor.merged_into_id or other.merged_into_id:
+        raise MergeError("One of the leads was already merged; merge into the lead it was merged into.")
+    changes = _merge_values(survivor, other)
+    other_email = other.email
+    other.email, other.merged_into = "", survivor
+    other.save(update_fields=["email", "merged_into", "updated_at"])
+    if other_email and not survivor.email:
+        survivor.email = other_email
+        changes["email"] = ["", other_email]
+    elif other_email and other_email != survivor.email:
+        LeadIdentity.objects.get_or_create(kind=LeadIdentity.Kind.EMAIL, value=other_email,
+                                           defaults={"lead": survivor})
+    LeadIdentity.objects.filter(lead=other).update(lead=survivor)
+    survivor.save()
+    return LeadMerge(survivor, other, other_email, changes)
+
+
+def merge_decisions_record(*, merge: LeadMerge, actor=None, crm_records: list[str], stopped: int) -> None:
+    """Log the merge on both leads: what the survivor took over, the CRM records still holding
+    the merged lead, and how many of its pending pushes were stopped."""
+    survivor, other = merge.survivor, merge.other
+    left = (f" The CRM still holds the merged lead's records ({'; '.join(crm_records)}): merge them there."
+            if crm_records else "")
+    decision_record(lead=survivor, action=Action.MERGED, actor=actor, matched_by="reviewer",
+                    detail=f"Merged {other.external_id} ({merge.other_email or 'no email'}) into this lead.{left}",
+                    changes={"changed": merge.changes, "merged_lead": other.external_id})
+    decision_record(lead=other, action=Action.MERGED, actor=actor, matched_by="reviewer",
+                    detail=f"Merged into {survivor.external_id} ({survivor.email or 'no email'}); "
+                           f"{stopped} pending push(es) stopped.")
 
 
 def _merge_values(survivor: Lead, other: Lead) -> dict[str, list]:
@@ -455,24 +424,16 @@ def _merge_values(survivor: Lead, other: Lead) -> dict[str, list]:
 # --- Re-evaluation -------------------------------------------------------------------------
 
 
-def leads_reevaluate(*, lead_ids: list[int], actor=None) -> int:
-    """Apply the current scoring, customer and routing rules to existing leads now, instead of
-    at their next submission; changed leads are pushed again. Returns how many changed."""
-    from crmsync.services import push_jobs_enqueue
-
-    changed_count = 0
-    for lead_id in lead_ids:
-        with transaction.atomic():
-            lead = Lead.objects.select_for_update().filter(pk=lead_id, merged_into__isnull=True).first()
-            if lead is None:
-                continue
-            changed = _company_link(lead)
-            changed = lifecycle.lead_evaluate(lead=lead) or changed
-            changed = routing.lead_route(lead=lead) or changed
-            if changed:
-                lead.save()
-                push_jobs_enqueue(lead=lead)
-                changed_count += 1
-    log.info("leads re-evaluated", extra={"leads": len(lead_ids), "changed": changed_count,
-                                          "actor": getattr(actor, "username", "")})
-    return changed_count
+def lead_reevaluate(*, lead_id: int) -> Lead | None:
+    """Apply the current scoring, customer and routing rules to an existing lead now, instead of
+    at its next submission, in the caller's transaction. Returns the lead if it changed."""
+    lead = Lead.objects.select_for_update().filter(pk=lead_id, merged_into__isnull=True).first()
+    if lead is None:
+        return None
+    changed = _company_link(lead)
+    changed = lifecycle.lead_evaluate(lead=lead) or changed
+    changed = routing.lead_route(lead=lead) or changed
+    if not changed:
+        return None
+    lead.save()
+    return lead

@@ -9,8 +9,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from audit.admin_mixins import ReadOnlyAdmin, pretty_json
-from ingestion.models import Submission
+from ingestion import admin as ingestion_admin
+from ingestion.models import Source, Submission
 from mapping import services
+from mapping.starters import mapping_starter_create
 from mapping.models import DomainBlock, FieldRule, MappingSet, MappingVersion, UnmappedField
 from mapping.transforms import OPS
 
@@ -41,6 +43,28 @@ def warn_about_drift(request, source) -> None:
     if new:
         messages.warning(request, f"{source.name} sends fields its mapping does not use: {', '.join(new)}. "
                                   "Map them (an alias if a field was renamed) or acknowledge them under Unmapped fields.")
+
+
+class SourceAdmin(ingestion_admin.SourceAdmin):
+    """The source page, with what the mapping stage adds: a starter mapping for a new source,
+    and a warning about fields its mapping does not use."""
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if not change and not obj.mapping_sets.exists():
+            mapping_set = mapping_starter_create(source=obj, user=request.user)
+            messages.info(request, f"Created and published a starter mapping, '{mapping_set}': add your form's field "
+                                   "names as aliases there.")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        source = self.get_object(request, object_id)
+        if source and request.method == "GET":
+            warn_about_drift(request, source)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+admin.site.unregister(Source)
+admin.site.register(Source, SourceAdmin)
 
 
 @admin.register(MappingSet)

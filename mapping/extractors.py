@@ -2,7 +2,7 @@
 
 The view maps the names a RevOps person types in a mapping rule to the values as sent: scalars,
 or lists for multi-value answers. Nested objects become dotted keys ("utm.source"). Each shape
-reads one provider's documented format (../shared/CRM_CONTRACTS.md, "Webhook sources"); a
+reads one provider's documented format (docs/wire-contracts.md, "Payload shapes"); a
 source kind's default shape is `shape_for_kind`.
 
 Payloads are untrusted. Extractors skip whatever is not the type they expect and never raise,

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 # The canonical lead fields a rule may target; anything else goes to "attributes.<key>".
-from crmsync.models import LEAD_FIELDS as CANONICAL_FIELDS
+from core.fields import LEAD_FIELDS as CANONICAL_FIELDS
 ATTRIBUTE_PREFIX = "attributes."
 ATTRIBUTION_PREFIX = "attribution."
 ATTRIBUTION_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "landing_page")

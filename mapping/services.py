@@ -1,5 +1,6 @@
-"""Turning an untrusted payload into a canonical lead, publishing mapping versions, and
-processing stored submissions."""
+"""The mapping stage: publishing mapping versions, and turning a stored submission's untrusted
+payload into canonical lead values (or per-field reasons to reject it), noting drift on the way.
+It returns what it made; the pipeline (`crmsync.pipeline`) hands that to identity resolution."""
 
 from dataclasses import dataclass, field
 import difflib
@@ -14,10 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from email_validator import EmailNotValidError, validate_email
 
-from crmsync.services import push_jobs_enqueue
-from ingestion.meta import Fetch, meta_leads_fetch
 from ingestion.models import Source, Submission
-from leads.services import Incoming, lead_resolve
 from mapping import extractors, transforms
 from mapping.models import (ATTRIBUTE_PREFIX, ATTRIBUTION_PREFIX, DomainBlock, FieldRule, MappingSet,
                             MappingVersion, UnmappedField)
@@ -249,71 +247,37 @@ def redact(value: Any) -> str:
     return f"{text[:2]}… ({len(text)} characters)" if len(text) > 2 else "…"
 
 
-# --- Processing ----------------------------------------------------------------------------
+# --- Mapping a submission ----------------------------------------------------------------
 
 
-def submission_process(*, submission_id: int) -> Submission:
-    """Map a received submission into a lead and its push jobs, all in one transaction.
+@dataclass
+class SubmissionMapped:
+    """What the source's published mapping made of a submission: the version used (None when
+    the source has none), the mapped lead, and the reasons to reject it (empty when it maps)."""
 
-    Safe to run any number of times: the row lock and the status check make every run after
-    the first a no-op, and a crash before commit leaves the submission 'received' for the
-    sweeper. Data that must be fetched first (Meta leads) is fetched before the transaction.
-    """
-    submission = Submission.objects.select_related("source").get(pk=submission_id)
-    if submission.status != Submission.Status.RECEIVED or _waiting_for_retry(submission):
-        return submission
-    if meta_leads_fetch(submission=submission) != Fetch.READY:
-        submission.refresh_from_db()
-        return submission
-    with transaction.atomic():
-        submission = Submission.objects.select_for_update().select_related("source").get(pk=submission_id)
-        if submission.status != Submission.Status.RECEIVED:
-            return submission
-        return _process_locked(submission)
+    version: MappingVersion | None
+    mapped: MappedLead
+    reasons: list[dict[str, str]]
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def notes(self) -> list[dict[str, str]]:
+        """Values dropped under the 'drop' rule, to keep on the processed submission."""
+        return [{**d, "message": f"dropped: {d['message']}"} for d in self.mapped.dropped]
 
 
-def _process_locked(submission: Submission) -> Submission:
+def submission_map(*, submission: Submission) -> SubmissionMapped:
+    """Flatten the submission's payload with its source's published mapping version, record the
+    fields no rule names (drift), and apply the rules. Saves nothing on the submission."""
     mapping_set = MappingSet.objects.filter(source=submission.source, is_active=True).select_related("published").first()
     if mapping_set is None or mapping_set.published is None:
         reasons = [{"field": "", "target": "", "message": "The source has no active, published mapping."}]
-        return _finish(submission, Submission.Status.REJECTED, reasons=reasons)
+        return SubmissionMapped(None, MappedLead(), reasons)
     version = mapping_set.published
     fields = source_fields(submission=submission, shape=version.config["shape"])
     drift_record(source=submission.source, config=version.config, fields=fields)
     mapped = mapping_apply(config=version.config, fields=fields)
-    if mapped.errors:
-        return _finish(submission, Submission.Status.REJECTED, reasons=mapped.errors, version=version)
-    incoming = Incoming(values=mapped.values, attributes=mapped.attributes, attribution=mapped.attribution,
-                        source_slug=submission.source.slug, submission=submission, received_at=submission.received_at)
-    resolution = lead_resolve(incoming=incoming)
-    lead = resolution.lead
-    if resolution.changed:
-        push_jobs_enqueue(lead=lead)
-    return _finish(submission, Submission.Status.PROCESSED, lead=lead, version=version,
-                   reasons=[{**d, "message": f"dropped: {d['message']}"} for d in mapped.dropped])
-
-
-def submission_reprocess(*, submission_id: int) -> Submission:
-    """Send a rejected submission through the current mapping again. Idempotent: anything but
-    a rejected submission is left alone, and the lead upsert finds the lead a previous run made."""
-    updated = Submission.objects.filter(pk=submission_id, status=Submission.Status.REJECTED).update(
-        status=Submission.Status.RECEIVED, reasons=[], processed_at=None, fetch_attempts=0, next_attempt_at=None)
-    if updated:
-        log.info("submission reprocessing", extra={"submission": submission_id})
-    return submission_process(submission_id=submission_id)
-
-
-def _waiting_for_retry(submission: Submission) -> bool:
-    return submission.next_attempt_at is not None and submission.next_attempt_at > timezone.now()
-
-
-def _finish(submission: Submission, status: str, *, reasons: list | None = None, lead=None,
-            version: MappingVersion | None = None) -> Submission:
-    submission.status = status
-    submission.reasons = reasons or []
-    submission.lead = lead
-    submission.mapping_version = version
-    submission.processed_at = timezone.now()
-    submission.save(update_fields=["status", "reasons", "lead", "mapping_version", "processed_at"])
-    log.info("submission processed", extra={"submission": submission.pk, "status": status})
-    return submission
+    return SubmissionMapped(version, mapped, mapped.errors)

@@ -2,8 +2,9 @@
 
 from django.conf import settings
 
-from crmsync.fieldmap import fields_default_ensure
-from crmsync.models import Destination, Lead
+from delivery.fieldmap import fields_default_ensure
+from delivery.models import Destination
+from leads.models import Lead
 from ingestion.models import Source, Submission
 from mapping.models import FieldRule, MappingSet
 
@@ -66,7 +67,7 @@ def source_with_secret(*, kind: str, secret: str = "", slug: str = "", **fields)
 
 def deliver(lead: Lead):
     """Queue the lead's push jobs and dispatch them now; returns its (only) job, refreshed."""
-    from crmsync import services
+    from delivery import services
 
     [job] = services.push_jobs_enqueue(lead=lead)
     services.push_dispatch_due()

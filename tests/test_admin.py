@@ -3,7 +3,7 @@
 import pytest
 
 from ingestion.models import Submission
-from mapping.services import submission_process
+from crmsync.pipeline import submission_process
 from tests.factories import destination_form, hubspot_destination, source_with_mapping, submission
 
 pytestmark = pytest.mark.django_db
@@ -38,21 +38,21 @@ def test_submissions_and_sync_logs_are_read_only(operator):
 def test_every_model_has_a_working_admin_list(operator):
     hubspot_destination(base_url="http://127.0.0.1:9/sandbox/hubspot")
     source_with_mapping()
-    for path in ("ingestion/source", "ingestion/submission", "mapping/mappingset", "crmsync/lead",
-                 "crmsync/destination", "crmsync/pushjob", "audit/synclog"):
+    for path in ("ingestion/source", "ingestion/submission", "mapping/mappingset", "leads/lead",
+                 "delivery/destination", "delivery/pushjob", "audit/synclog"):
         assert operator.get(f"/admin/{path}/").status_code == 200, path
 
 
 def test_a_destination_token_is_stored_encrypted_and_never_shown_again(operator):
-    from crmsync.models import Destination
+    from delivery.models import Destination
 
-    answer = operator.post("/admin/crmsync/destination/add/", destination_form(token="pat-na1-secret"))
+    answer = operator.post("/admin/delivery/destination/add/", destination_form(token="pat-na1-secret"))
 
     assert answer.status_code == 302
     destination = Destination.objects.get()
     assert destination.get_token() == "pat-na1-secret"
     assert "pat-na1-secret" not in destination.credentials_encrypted
-    page = operator.get(f"/admin/crmsync/destination/{destination.pk}/change/").content.decode()
+    page = operator.get(f"/admin/delivery/destination/{destination.pk}/change/").content.decode()
     assert "pat-na1-secret" not in page
 
 

@@ -10,8 +10,9 @@ from django.utils import timezone
 import pytest
 import requests
 
-from crmsync.models import Lead, PushJob
-from crmsync.sandbox.faults import faults_reset, faults_set, max_requests_in_any_window, request_log_count
+from delivery.models import PushJob
+from leads.models import Lead
+from sandbox.faults import faults_reset, faults_set, max_requests_in_any_window, request_log_count
 from tests.factories import hubspot_destination
 from tests.stack import wait_for
 

@@ -6,8 +6,9 @@ import requests
 
 from audit.models import SyncLog
 from crmsync.demo import demo_load
-from crmsync.models import Lead, PushJob
-from crmsync.sandbox.models import SandboxSettings
+from delivery.models import PushJob
+from leads.models import Lead
+from sandbox.models import SandboxSettings
 from ingestion.models import Submission
 from tests.stack import wait_for
 

@@ -11,18 +11,19 @@ from django.utils import timezone
 import pytest
 import requests
 
-from crmsync import services
-from crmsync.connectors.base import PushRecord
-from crmsync.connectors.hubspot import HubSpotConnector
-from crmsync.connectors.salesforce import QUERY_URL_BUDGET, SalesforceConnector
-from crmsync.fieldmap import fields_default_ensure
-from crmsync.models import Destination, DestinationField, Lead, LeadDelivery, PushJob
-from crmsync.outbound import DestinationSession
-from crmsync.preflight import destination_fields_create
-from crmsync.sandbox import salesforce as sandbox_salesforce
-from crmsync.sandbox.faults import request_log_count
-from crmsync.sandbox.models import SandboxAssociation, SandboxContact, SandboxSalesforceRecord
-from crmsync.sandbox.salesforce_schema import SANDBOX_USER_ID
+from delivery import services
+from delivery.connectors.base import PushRecord
+from delivery.connectors.hubspot import HubSpotConnector
+from delivery.connectors.salesforce import QUERY_URL_BUDGET, SalesforceConnector
+from delivery.fieldmap import fields_default_ensure
+from delivery.models import Destination, DestinationField, LeadDelivery, PushJob
+from leads.models import Lead
+from delivery.session import DestinationSession
+from delivery.preflight import destination_fields_create
+from sandbox.salesforce import records as sandbox_salesforce
+from sandbox.faults import request_log_count
+from sandbox.models import SandboxAssociation, SandboxContact, SandboxSalesforceRecord
+from sandbox.salesforce.schema import SANDBOX_USER_ID
 from leads.models import LeadDecision
 from tests.factories import deliver, hubspot_destination, lead as make_lead
 

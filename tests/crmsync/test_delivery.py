@@ -7,8 +7,8 @@ from django.utils import timezone
 import pytest
 
 from audit.models import SyncLog
-from crmsync import services
-from crmsync.models import PushJob
+from delivery import services
+from delivery.models import PushJob
 from tests.factories import deliver, hubspot_destination, lead as make_lead
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,14 +7,14 @@ from django.utils import timezone
 import pytest
 import requests
 
-from crmsync import ratelimit
-from crmsync.models import Destination, PushJob
-from crmsync.outbound import DestinationSession
-from crmsync.sandbox.models import SandboxAccessToken, SandboxContact
+from delivery import ratelimit
+from delivery.models import Destination, PushJob
+from delivery.session import DestinationSession
+from sandbox.models import SandboxAccessToken, SandboxContact
 from tests.factories import deliver, destination_form, hubspot_destination, lead as make_lead
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ADD = "/admin/crmsync/destination/add/"
+ADD = "/admin/delivery/destination/add/"
 
 
 # --- the admin form refuses what cannot work -----------------------------------------------------
@@ -50,7 +50,7 @@ def test_a_new_destination_gets_its_kinds_field_map_and_keeps_stored_secrets_on_
                             name="renamed", upsert_property="Crmsync_External_Id__c",
                             **{"fields-TOTAL_FORMS": "0", "fields-INITIAL_FORMS": "0"})
     # the existing field-map rows are not posted back here; keep them
-    answer = operator.post(f"/admin/crmsync/destination/{destination.pk}/change/", edit)
+    answer = operator.post(f"/admin/delivery/destination/{destination.pk}/change/", edit)
 
     assert answer.status_code == 302, answer.context["adminform"].form.errors if answer.context else answer
     destination.refresh_from_db()

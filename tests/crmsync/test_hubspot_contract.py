@@ -1,6 +1,6 @@
 """Every body the HubSpot connector sends, and every answer it reads, checked against the
 models of HubSpot's official Python client (hubspot-api-client): the test oracle named in
-CRM_CONTRACTS.md. The connector talks to the sandbox over real HTTP; a response hook on its
+docs/wire-contracts.md. The connector talks to the sandbox over real HTTP; a response hook on its
 session records each exchange."""
 
 import json
@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from crmsync.connectors.base import PushRecord
-from crmsync.connectors.hubspot import HubSpotConnector
-from crmsync.fieldmap import render
-from crmsync.models import Destination
-from crmsync.outbound import DestinationSession
-from crmsync.preflight import destination_fields_create
+from delivery.connectors.base import PushRecord
+from delivery.connectors.hubspot import HubSpotConnector
+from delivery.fieldmap import render
+from delivery.models import Destination
+from delivery.session import DestinationSession
+from delivery.preflight import destination_fields_create
 from tests.factories import hubspot_destination, lead as make_lead
 
 contacts_client = pytest.importorskip("hubspot.crm.contacts")
@@ -60,7 +60,7 @@ def _without_nulls(value):
 def test_every_request_and_answer_of_a_contact_and_company_push_fits_the_official_models(live_server):
     destination = hubspot_destination(base_url=f"{live_server.url}/sandbox/hubspot",
                                       object_model=Destination.ObjectModel.CONTACT_COMPANY)
-    from crmsync.fieldmap import fields_default_ensure
+    from delivery.fieldmap import fields_default_ensure
 
     destination.fields.all().delete()
     fields_default_ensure(destination=destination)

@@ -11,10 +11,10 @@ from django.utils import timezone
 import pytest
 
 from audit.models import SyncLog
-from crmsync import ratelimit, services
-from crmsync.models import DestinationField, LeadDelivery, PushJob, RateBudget
-from crmsync.preflight import destination_fields_create, destination_preflight
-from crmsync.sandbox.models import SandboxContact, SandboxRateWindow
+from delivery import ratelimit, services
+from delivery.models import DestinationField, LeadDelivery, PushJob, RateBudget
+from delivery.preflight import destination_fields_create, destination_preflight
+from sandbox.models import SandboxContact, SandboxRateWindow
 from tests.factories import deliver, hubspot_destination, lead as make_lead
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -221,7 +221,7 @@ def test_a_full_budget_hands_the_jobs_back_without_counting_an_attempt(sandbox_u
 
 
 def test_hubspot_headers_running_low_block_the_budget_before_hubspot_refuses(sandbox_url):
-    from crmsync.sandbox.models import SandboxSettings
+    from sandbox.models import SandboxSettings
 
     SandboxSettings.objects.update_or_create(crm="hubspot", defaults={"rate_limit_max": 1})
     destination = hubspot_destination(base_url=sandbox_url)
@@ -256,7 +256,7 @@ def test_preflight_reports_missing_fields_and_picklist_values_then_creates_the_f
 
 def test_the_admin_tests_the_connection_and_pauses_and_resumes(sandbox_url, operator):
     destination = hubspot_destination(base_url=sandbox_url)
-    url = "/admin/crmsync/destination/"
+    url = "/admin/delivery/destination/"
 
     answer = operator.post(url, {"action": "test_connection", "_selected_action": [destination.pk]}, follow=True)
     assert "token accepted" in answer.content.decode()
@@ -275,7 +275,7 @@ def test_the_admin_tests_the_connection_and_pauses_and_resumes(sandbox_url, oper
 
 def test_a_bad_token_is_reported_by_test_connection(sandbox_url, operator):
     destination = hubspot_destination(base_url=sandbox_url, token="wrong")
-    answer = operator.post("/admin/crmsync/destination/", {"action": "test_connection", "_selected_action": [destination.pk]},
+    answer = operator.post("/admin/delivery/destination/", {"action": "test_connection", "_selected_action": [destination.pk]},
                            follow=True)
     assert "refused the credentials" in answer.content.decode()
 
@@ -285,7 +285,7 @@ def test_dead_letters_are_replayed_from_the_admin(sandbox_url, operator):
     job = PushJob.objects.create(lead=make_lead(), destination_id=hubspot_destination(
         base_url=sandbox_url, name="other").pk, status=PushJob.Status.DEAD, attempts=8, last_error="NETWORK: gone")
 
-    operator.post("/admin/crmsync/pushjob/", {"action": "retry_now", "_selected_action": [job.pk]})
+    operator.post("/admin/delivery/pushjob/", {"action": "retry_now", "_selected_action": [job.pk]})
     services.push_dispatch_due()
 
     job.refresh_from_db()

@@ -2,7 +2,7 @@
 
 import logging
 
-from crmsync import queue
+from core import queue
 
 
 class BrokenBroker:

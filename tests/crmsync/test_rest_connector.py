@@ -11,10 +11,11 @@ import threading
 
 import pytest
 
-from crmsync.connectors.base import ConnectorError, Outcome, PushRecord
-from crmsync.connectors.rest import RestConnector
-from crmsync.models import Destination, Lead
-from crmsync.outbound import DestinationSession
+from delivery.connectors.base import ConnectorError, Outcome, PushRecord
+from delivery.connectors.rest import RestConnector
+from delivery.models import Destination
+from leads.models import Lead
+from delivery.session import DestinationSession
 
 pytestmark = pytest.mark.django_db
 

@@ -9,14 +9,15 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 import pytest
 
-from crmsync import secrets
-from crmsync.connectors.base import ConnectorError, Outcome, PushRecord
-from crmsync.connectors.salesforce import SalesforceConnector, jwt_audience
-from crmsync.models import Destination, Lead
-from crmsync.outbound import DestinationSession
-from crmsync.sandbox.faults import faults_set
-from crmsync.sandbox.models import SandboxSalesforceRecord
-from crmsync.sandbox.salesforce_schema import custom_field_create, org_settings
+from core import secrets
+from delivery.connectors.base import ConnectorError, Outcome, PushRecord
+from delivery.connectors.salesforce import SalesforceConnector, jwt_audience
+from delivery.models import Destination
+from leads.models import Lead
+from delivery.session import DestinationSession
+from sandbox.faults import faults_set
+from sandbox.models import SandboxSalesforceRecord
+from sandbox.salesforce.schema import custom_field_create, org_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

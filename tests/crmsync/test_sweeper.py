@@ -5,8 +5,8 @@ from datetime import timedelta
 from django.utils import timezone
 import pytest
 
-from crmsync.models import PushJob
-from crmsync.services import pipeline_sweep
+from delivery.models import PushJob
+from crmsync.pipeline import pipeline_sweep
 from ingestion.models import Submission
 from ingestion.services import submissions_claim
 from tests.factories import hubspot_destination, source_with_mapping, submission

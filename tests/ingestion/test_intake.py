@@ -1,13 +1,11 @@
 """The gatekeeper, per preset, through the real endpoint: who may send, what is stored, what is
-refused and counted. Bodies come from ../shared/fixtures/webhooks/ where a provider published
+refused and counted. Bodies come from tests/fixtures/webhooks/ where a provider published
 one, else they are built from the documented formats."""
 
 import json
-from pathlib import Path
 import time
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 import pytest
 
@@ -16,10 +14,11 @@ from ingestion.credentials import source_secret_add
 from ingestion.models import SourceSecret, Submission
 from ingestion.services import idempotency_keys_prune
 from tests.factories import source_with_secret
+from tests.fixtures import WEBHOOKS
 
 pytestmark = pytest.mark.django_db
 
-FIXTURES = Path(settings.BASE_DIR).parent / "shared" / "fixtures" / "webhooks"
+FIXTURES = WEBHOOKS
 SECRET = "whsec_test_secret_one"
 ROTATED = "whsec_test_secret_two"
 

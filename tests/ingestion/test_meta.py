@@ -5,13 +5,14 @@ import json
 
 import pytest
 
-from crmsync.models import Lead
-from crmsync.sandbox.graph import meta_lead_create, meta_webhook_body
+from leads.models import Lead
+from sandbox.meta.graph import meta_lead_create, meta_webhook_body
 from ingestion import signatures
 from ingestion.credentials import source_secret_add
 from ingestion.models import SourceSecret, Submission
 from mapping.models import FieldRule, MappingSet
-from mapping.services import mapping_publish, submission_process
+from crmsync.pipeline import submission_process
+from mapping.services import mapping_publish
 from tests.factories import source_with_secret
 
 pytestmark = pytest.mark.django_db(transaction=True)

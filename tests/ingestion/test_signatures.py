@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import hashlib
 import hmac
 import json
-from pathlib import Path
 import re
 
 from django.http.request import HttpHeaders
@@ -23,8 +22,9 @@ from ingestion.signatures import (
     sign,
     verify,
 )
+from tests.fixtures import WEBHOOKS
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "webhooks"
+FIXTURES = WEBHOOKS
 NOW = 1_700_000_000
 SECRET = "whsec_current_5b1f0e7c2a9d4e63"
 ROTATED = "whsec_rotated_91c2aa07d8e4b315"

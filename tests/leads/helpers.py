@@ -1,6 +1,6 @@
-from crmsync.models import Lead
+from leads.models import Lead
 from ingestion.models import Source, Submission
-from mapping.services import submission_process
+from crmsync.pipeline import submission_process
 from tests.factories import submission
 
 

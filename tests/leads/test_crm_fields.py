@@ -4,10 +4,11 @@ HubSpot over HTTP after real pushes."""
 import pytest
 
 from audit.models import SyncLog
-from crmsync import services
-from crmsync.models import Destination, Lead, PushJob
-from crmsync.preflight import destination_fields_create
-from crmsync.sandbox.models import SandboxAssociation, SandboxCompany, SandboxContact
+from delivery import services
+from delivery.models import Destination, PushJob
+from leads.models import Lead
+from delivery.preflight import destination_fields_create
+from sandbox.models import SandboxAssociation, SandboxCompany, SandboxContact
 from leads.models import Owner, StageThreshold, ScoringRule, Team
 from tests.factories import hubspot_destination
 from tests.leads.helpers import submit
@@ -84,7 +85,7 @@ def test_two_people_of_one_company_are_associated_with_one_crm_company(web, hubs
 def salesforce(live_server) -> Destination:
     from django.conf import settings
 
-    from crmsync.fieldmap import fields_default_ensure
+    from delivery.fieldmap import fields_default_ensure
 
     destination = Destination(name="Salesforce", kind=Destination.Kind.SALESFORCE, base_url=live_server.url,
                               auth_method=Destination.Auth.CLIENT_CREDENTIALS, object_model=Destination.ObjectModel.LEAD,
@@ -98,7 +99,7 @@ def salesforce(live_server) -> Destination:
 
 def salesforce_lead(lead: Lead) -> tuple[dict, dict]:
     """(the Lead as the sandbox Salesforce stores it, what was sent for it)."""
-    from crmsync.sandbox.models import SandboxSalesforceRecord
+    from sandbox.models import SandboxSalesforceRecord
 
     services.push_dispatch_due()
     job = PushJob.objects.filter(lead=lead).latest("id")
@@ -126,7 +127,7 @@ def test_salesforce_receives_the_owner_and_explicit_consent_but_nothing_for_an_u
 
 
 def test_two_leads_of_one_company_in_one_batch_write_the_company_fields_either_carries(hubspot):
-    from crmsync.models import DestinationField
+    from delivery.models import DestinationField
 
     DestinationField.objects.filter(destination=hubspot, object="company", target="name").update(source="company")
     with_name = Lead.objects.create(email="ada@acme.com", company="ACME")

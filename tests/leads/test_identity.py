@@ -1,6 +1,7 @@
 """Identity resolution: which key finds the person, what a match changes, and the log of it."""
 
-from crmsync.models import Lead, PushJob
+from delivery.models import PushJob
+from leads.models import Lead
 from leads.models import Company, LeadDecision, LeadIdentity, MergeRule
 from tests.leads.helpers import submit
 
@@ -134,7 +135,7 @@ def test_merge_rules_choose_which_source_wins_per_field(web, crm_import):
 
 
 def test_an_unchanged_resubmission_queues_no_push(web, settings):
-    from crmsync.models import Destination
+    from delivery.models import Destination
 
     Destination.objects.create(name="REST", kind="rest", auth_method="none", base_url="https://example.org/hook",
                                object_model="record")

@@ -4,12 +4,13 @@ find the survivor from then on."""
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
-from crmsync.models import Destination, Lead, PushJob
+from delivery.models import Destination, PushJob
+from leads.models import Lead
 from ingestion.models import Submission
 from leads.models import LeadDecision, LeadIdentity
 from tests.leads.helpers import submit
 
-CHANGELIST = reverse("admin:crmsync_lead_changelist")
+CHANGELIST = reverse("admin:leads_lead_changelist")
 
 
 def merge(operator, leads, **extra):
@@ -52,7 +53,7 @@ def test_the_lead_page_shows_its_decisions_keys_and_merged_leads(operator, web):
     lead = submit(web, email="ada@example.com")
     submit(web, email="ada@example.com", first_name="Ada")
 
-    page = operator.get(reverse("admin:crmsync_lead_change", args=[lead.pk]))
+    page = operator.get(reverse("admin:leads_lead_change", args=[lead.pk]))
 
     assert page.status_code == 200
     text = page.content.decode()

@@ -4,7 +4,6 @@ maps, resolves and pushes, and the sandbox HubSpot is asked what it holds."""
 import copy
 from concurrent.futures import ThreadPoolExecutor
 import json
-from pathlib import Path
 import threading
 
 from django.conf import settings
@@ -13,18 +12,20 @@ import pytest
 import requests
 
 from crmsync.demo import demo_load
-from crmsync.models import Lead, PushJob
-from crmsync.sandbox.graph import meta_lead_create, meta_webhook_body
+from delivery.models import PushJob
+from leads.models import Lead
+from sandbox.meta.graph import meta_lead_create, meta_webhook_body
 from ingestion import signatures
 from ingestion.credentials import source_secret_add
 from ingestion.models import SourceSecret, Submission
 from leads.models import LeadDecision, LeadIdentity
-from mapping.services import submission_process
+from crmsync.pipeline import submission_process
 from mapping.starters import mapping_starter_create
 from tests.factories import source_with_secret, submission
+from tests.fixtures import WEBHOOKS
 from tests.stack import wait_for
 
-FIXTURES = Path(settings.BASE_DIR).parent / "shared" / "fixtures" / "webhooks"
+FIXTURES = WEBHOOKS
 AUTH = {"Authorization": f"Bearer {settings.SANDBOX_HUBSPOT_TOKEN}"}
 STRIPE_SECRET = "whsec_one_person"
 META_SECRET = "meta-app-secret"

@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 from django.core.exceptions import ValidationError
 import pytest
 
-from crmsync.models import DestinationField, Lead
+from delivery.models import DestinationField
+from leads.models import Lead
 from leads.models import (CampaignAlias, Company, CustomerEntry, LeadDecision, Owner, ScoringRule, StageThreshold,
                           Team, TerritoryRule)
 from mapping.models import FieldRule
@@ -185,7 +186,7 @@ def test_consent_can_never_be_defaulted(web):
 
 def test_an_answer_that_is_not_yes_or_no_is_dropped_with_a_reason(web):
     from ingestion.models import Submission
-    from mapping.services import submission_process
+    from crmsync.pipeline import submission_process
     from tests.factories import submission
 
     processed = submission_process(submission_id=submission(source=web, payload={
@@ -198,7 +199,7 @@ def test_an_answer_that_is_not_yes_or_no_is_dropped_with_a_reason(web):
 
 def test_a_consent_time_that_is_not_a_date_is_dropped_with_a_reason(web):
     from ingestion.models import Submission
-    from mapping.services import submission_process
+    from crmsync.pipeline import submission_process
     from tests.factories import submission
 
     web.mapping_sets.get().rules.filter(target="consent_at").update(transforms=[])

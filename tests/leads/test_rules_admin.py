@@ -5,7 +5,8 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 import pytest
 
-from crmsync.models import DestinationField, Lead
+from delivery.models import DestinationField
+from leads.models import Lead
 from leads.models import Company, CustomerEntry, Owner, Team, TerritoryRule
 from tests.factories import hubspot_destination
 from tests.leads.helpers import submit

@@ -1,10 +1,9 @@
 """The flat view of each provider's payload: what a RevOps person can name in a mapping rule.
-Bodies come from ../shared/fixtures/webhooks/ where a provider published one, else they are
+Bodies come from tests/fixtures/webhooks/ where a provider published one, else they are
 built from the provider's documented format."""
 
 import copy
 import json
-from pathlib import Path
 from urllib.parse import urlencode
 
 from hypothesis import given, settings, strategies as st
@@ -13,8 +12,9 @@ import pytest
 from ingestion.parsing import parse_body
 from ingestion.presets import PRESETS
 from mapping.extractors import SHAPES, dotted_get, extract, shape_for_kind
+from tests.fixtures import WEBHOOKS
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "webhooks"
+FIXTURES = WEBHOOKS
 
 
 def fixture(name: str) -> dict:

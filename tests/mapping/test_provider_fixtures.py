@@ -1,23 +1,23 @@
-"""Every provider payload in ../shared/fixtures/webhooks/ becomes the lead it should: posted
+"""Every provider payload in tests/fixtures/webhooks/ becomes the lead it should: posted
 through the real intake (signed as the provider signs), then mapped by the kind's starter
 mapping (plus the aliases a RevOps person adds for their own form)."""
 
 import json
-from pathlib import Path
 
-from django.conf import settings
 import pytest
 
-from crmsync.models import Lead
-from crmsync.sandbox.graph import meta_lead_create
+from leads.models import Lead
+from sandbox.meta.graph import meta_lead_create
 from ingestion import signatures
 from ingestion.credentials import source_secret_add
 from ingestion.models import Source, SourceSecret, Submission
-from mapping.services import mapping_publish, submission_process
+from crmsync.pipeline import submission_process
+from mapping.services import mapping_publish
 from mapping.starters import mapping_starter_create
+from tests.fixtures import WEBHOOKS
 
 pytestmark = pytest.mark.django_db(transaction=True)
-FIXTURES = Path(settings.BASE_DIR).parent / "shared" / "fixtures" / "webhooks"
+FIXTURES = WEBHOOKS
 SECRET = "provider-secret"
 
 

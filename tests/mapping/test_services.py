@@ -2,11 +2,12 @@
 
 import pytest
 
-from crmsync.models import Lead, PushJob
+from delivery.models import PushJob
+from leads.models import Lead
 from ingestion.models import Submission
 from mapping.models import DomainBlock, FieldRule, MappingSet, UnmappedField
-from mapping.services import (mapping_apply, mapping_preview, mapping_publish, mapping_rollback, redact,
-                              submission_process, submission_reprocess)
+from crmsync.pipeline import submission_process, submission_reprocess
+from mapping.services import mapping_apply, mapping_preview, mapping_publish, mapping_rollback, redact
 from tests.factories import EMAIL_RULE, hubspot_destination, source_with_mapping, submission
 
 pytestmark = pytest.mark.django_db

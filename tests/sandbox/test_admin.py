@@ -2,7 +2,7 @@
 
 import pytest
 
-from crmsync.sandbox.graph import meta_lead_create
+from sandbox.meta.graph import meta_lead_create
 
 pytestmark = pytest.mark.django_db
 

@@ -13,16 +13,16 @@ from django.utils import timezone
 import pytest
 import requests
 
-from crmsync.sandbox import faults
-from crmsync.sandbox.faults import (
+from sandbox import faults
+from sandbox.faults import (
     faults_reset, faults_set, max_requests_in_any_window, request_log_count, sandbox_reset,
 )
-from crmsync.sandbox.models import (
+from sandbox.models import (
     SandboxAccessToken, SandboxContact, SandboxFaults, SandboxRateWindow, SandboxRequestLog, SandboxSalesforceRecord,
 )
-from crmsync.sandbox.salesforce import WriteOptions, records_upsert
+from sandbox.salesforce.records import WriteOptions, records_upsert
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("crmsync.sandbox.tests_urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("sandbox.tests_urls")]
 
 CONTACTS = "/sandbox/hubspot/crm/v3/objects/contacts"
 UPSERT = f"{CONTACTS}/batch/upsert"

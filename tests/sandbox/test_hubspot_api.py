@@ -11,10 +11,10 @@ from django.http import HttpResponse
 from django.test import Client
 import pytest
 
-from crmsync.sandbox import views
-from crmsync.sandbox.models import SandboxContact, SandboxSettings
+from sandbox.hubspot import views
+from sandbox.models import SandboxContact, SandboxSettings
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("crmsync.sandbox.tests_urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("sandbox.tests_urls")]
 
 BASE = "/sandbox/hubspot/crm/v3"
 CONTACTS = f"{BASE}/objects/contacts"

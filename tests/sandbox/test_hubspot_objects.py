@@ -12,13 +12,13 @@ from django.http import HttpResponse
 from django.test import Client
 import pytest
 
-from crmsync.sandbox.models import SandboxAccessToken, SandboxAssociation, SandboxCompany, SandboxContact
+from sandbox.models import SandboxAccessToken, SandboxAssociation, SandboxCompany, SandboxContact
 
 companies_client = pytest.importorskip("hubspot.crm.companies")
 contacts_client = pytest.importorskip("hubspot.crm.contacts")
 associations_client = pytest.importorskip("hubspot.crm.associations.v4")
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("crmsync.sandbox.tests_urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("sandbox.tests_urls")]
 
 BASE = "/sandbox/hubspot/crm/v3"
 COMPANIES = f"{BASE}/objects/companies"

@@ -3,21 +3,21 @@ and the leadgen webhook that announces a lead."""
 
 from datetime import datetime, timezone as dt_timezone
 import json
-from pathlib import Path
 import re
 
 from django.http import HttpResponse
 import pytest
 
-from crmsync.sandbox.graph import meta_lead_create, meta_webhook_body
-from crmsync.sandbox.models import SandboxMetaLead
+from sandbox.meta.graph import meta_lead_create, meta_webhook_body
+from sandbox.models import SandboxMetaLead
+from tests.fixtures import WEBHOOKS
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("crmsync.sandbox.tests_urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("sandbox.tests_urls")]
 
 GRAPH = "/sandbox/graph/v19.0"
 PAGE_TOKEN = "EAAsandbox-page-token"
 # The fbsamples capture, shared with the ingestion tests (see SOURCES.json next to it).
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "webhooks" / "meta-leadgen-webhook.fbsamples.json"
+FIXTURE = WEBHOOKS / "meta-leadgen-webhook.fbsamples.json"
 ADA_FIELDS = [{"name": "email", "values": ["ada@example.com"]}, {"name": "full_name", "values": ["Ada Lovelace"]}]
 
 

@@ -17,10 +17,10 @@ import jwt
 import pytest
 import requests
 
-from crmsync.sandbox.models import SandboxAccessToken, SandboxSalesforceRecord, SandboxSettings
-from crmsync.sandbox.salesforce_schema import custom_field_create, org_settings
+from sandbox.models import SandboxAccessToken, SandboxSalesforceRecord, SandboxSettings
+from sandbox.salesforce.schema import custom_field_create, org_settings
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("crmsync.sandbox.tests_urls")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("sandbox.tests_urls")]
 
 TOKEN_URL = "/services/oauth2/token"
 DATA = "/services/data/v60.0"

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connections
 
 from crmsync.schedules import schedules_sync
-from crmsync.services import pipeline_sweep
+from crmsync.pipeline import pipeline_sweep
 
 log = logging.getLogger(__name__)
 

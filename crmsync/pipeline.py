@@ -1,0 +1,126 @@
+"""The pipeline: the one place that calls the stages in order and writes the hand-offs between
+them. Each stage's services do their own work and return what changed; only this module goes
+from one stage to the next (a map to identity resolution, a changed lead to the outbox).
+Tasks and admin actions that span stages call these functions.
+
+    ingestion (Submission) -> mapping (values) -> leads (Lead) -> delivery (PushJob) -> CRM
+"""
+
+from dataclasses import dataclass
+import logging
+
+from django.db import transaction
+
+from core.queue import enqueue
+from delivery.services import crm_records_of, push_jobs_due_exist, push_jobs_enqueue, push_jobs_stop
+from ingestion.meta import Fetch, meta_leads_fetch
+from ingestion.models import Submission
+from ingestion.services import (submission_finish, submission_reopen, submission_waiting_for_retry,
+                                submissions_claim)
+from leads import services as leads
+from leads.models import Lead
+from mapping.services import submission_map
+
+log = logging.getLogger(__name__)
+
+# Submissions per queued task: small enough that several workers share a burst.
+SUBMISSION_BATCH = 20
+
+
+# --- One submission ------------------------------------------------------------------------
+
+
+def submission_process(*, submission_id: int) -> Submission:
+    """Map a received submission into a lead and its push jobs, all in one transaction.
+
+    Safe to run any number of times: the row lock and the status check make every run after
+    the first a no-op, and a crash before commit leaves the submission 'received' for the
+    sweeper. Data that must be fetched first (Meta leads) is fetched before the transaction.
+    """
+    submission = Submission.objects.select_related("source").get(pk=submission_id)
+    if submission.status != Submission.Status.RECEIVED or submission_waiting_for_retry(submission):
+        return submission
+    if meta_leads_fetch(submission=submission) != Fetch.READY:
+        submission.refresh_from_db()
+        return submission
+    with transaction.atomic():
+        submission = Submission.objects.select_for_update().select_related("source").get(pk=submission_id)
+        if submission.status != Submission.Status.RECEIVED:
+            return submission
+        return _process_locked(submission)
+
+
+def _process_locked(submission: Submission) -> Submission:
+    result = submission_map(submission=submission)
+    if result.rejected:
+        return submission_finish(submission=submission, status=Submission.Status.REJECTED, reasons=result.reasons,
+                                 mapping_version=result.version)
+    mapped = result.mapped
+    incoming = leads.Incoming(values=mapped.values, attributes=mapped.attributes, attribution=mapped.attribution,
+                              source_slug=submission.source.slug, submission=submission,
+                              received_at=submission.received_at)
+    resolution = leads.lead_resolve(incoming=incoming)
+    if resolution.changed:
+        push_jobs_enqueue(lead=resolution.lead)
+    return submission_finish(submission=submission, status=Submission.Status.PROCESSED, lead=resolution.lead,
+                             mapping_version=result.version, reasons=result.notes)
+
+
+def submission_reprocess(*, submission_id: int) -> Submission:
+    """Send a rejected submission through the current mapping again. Idempotent: anything but
+    a rejected submission is left alone, and identity resolution finds the lead a previous run
+    made."""
+    submission_reopen(submission_id=submission_id)
+    return submission_process(submission_id=submission_id)
+
+
+# --- Leads a reviewer acts on --------------------------------------------------------------
+
+
+def leads_merge(*, survivor: Lead, other: Lead, actor=None) -> Lead:
+    """Merge `other` into `survivor` (see leads.services.leads_merge): the other's pending
+    pushes stop, both leads log the merge, and the survivor is pushed again."""
+    with transaction.atomic():
+        merge = leads.leads_merge(survivor=survivor, other=other)
+        stopped = push_jobs_stop(lead=merge.other, reason=f"merged into {merge.survivor.external_id}")
+        leads.merge_decisions_record(merge=merge, actor=actor, crm_records=crm_records_of(lead=merge.other),
+                                     stopped=stopped)
+        push_jobs_enqueue(lead=merge.survivor)
+    log.info("leads merged", extra={"survivor": merge.survivor.external_id, "merged": merge.other.external_id})
+    return merge.survivor
+
+
+def leads_reevaluate(*, lead_ids: list[int], actor=None) -> int:
+    """Apply the current scoring, customer and routing rules to existing leads now, instead of
+    at their next submission; changed leads are pushed again. Returns how many changed."""
+    changed_count = 0
+    for lead_id in lead_ids:
+        with transaction.atomic():
+            lead = leads.lead_reevaluate(lead_id=lead_id)
+            if lead is not None:
+                push_jobs_enqueue(lead=lead)
+                changed_count += 1
+    log.info("leads re-evaluated", extra={"leads": len(lead_ids), "changed": changed_count,
+                                          "actor": getattr(actor, "username", "")})
+    return changed_count
+
+
+# --- The sweeper ---------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    submissions_requeued: int
+    dispatch_rung: bool
+
+
+def pipeline_sweep(*, stale_seconds: int) -> SweepReport:
+    """Find work that is new, or that a lost queue message or a killed worker left behind, and
+    ring the queue. Processing and dispatch are idempotent, so ringing twice is harmless."""
+    ids = submissions_claim(requeue_after_seconds=stale_seconds)
+    for start in range(0, len(ids), SUBMISSION_BATCH):
+        enqueue("crmsync.tasks.submissions_process", ids[start : start + SUBMISSION_BATCH])
+    due = push_jobs_due_exist()
+    if due:
+        enqueue("delivery.tasks.push_dispatch")
+    return SweepReport(submissions_requeued=len(ids), dispatch_rung=due)

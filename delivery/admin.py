@@ -1,0 +1,234 @@
+"""The delivery stage's admin: destinations with their field maps (credentials write-only,
+test, preflight, create missing fields, pause, resume) and the outbox (push jobs, retry)."""
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+
+from audit.admin_mixins import ReadOnlyAdmin
+from core.secrets import SecretUnavailable
+from delivery.connectors import connector_for
+from delivery.connectors.base import ConnectorError
+from delivery.fieldmap import fields_default_ensure
+from delivery.models import Destination, DestinationField, PushJob
+from delivery.preflight import destination_fields_create, destination_preflight
+from delivery.services import destination_pause, destination_resume, push_jobs_retry
+
+
+# Credentials each auth method needs: (key, label, widget). All are write-only.
+CREDENTIALS = {
+    Destination.Auth.PRIVATE_APP: [("token", "Private-app token")],
+    Destination.Auth.OAUTH: [("client_id", "Client ID"), ("client_secret", "Client secret"), ("refresh_token", "Refresh token")],
+    Destination.Auth.CLIENT_CREDENTIALS: [("client_id", "Consumer key"), ("client_secret", "Consumer secret")],
+    Destination.Auth.JWT_BEARER: [("client_id", "Consumer key"), ("username", "Username"), ("private_key", "Private key (PEM)")],
+    Destination.Auth.BEARER: [("token", "Bearer token")],
+    Destination.Auth.NONE: [],
+}
+SECRET_INPUTS = ("token", "client_id", "client_secret", "refresh_token", "username", "private_key", "signing_secret")
+
+
+class DestinationForm(forms.ModelForm):
+    base_url = forms.URLField(assume_scheme="https", help_text=Destination._meta.get_field("base_url").help_text)
+    token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                            help_text="Private-app or bearer token.")
+    client_id = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                                help_text="OAuth client ID / Salesforce consumer key.")
+    client_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
+    refresh_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), help_text="HubSpot OAuth.")
+    username = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), help_text="Salesforce JWT bearer.")
+    private_key = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                                  help_text="Salesforce JWT bearer: the connected app's private key (PEM). Never shown again.")
+    signing_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                                     help_text="REST: HMAC-SHA256 secret for the signature header.")
+
+    class Meta:
+        model = Destination
+        fields = ("name", "kind", "auth_method", "base_url", "api_version", "object_model", "upsert_property",
+                  "company_upsert_property", "credentials_env", *SECRET_INPUTS, "http_method", "headers",
+                  "body_template", "signature_header", "rate_limit_requests", "rate_limit_window_seconds",
+                  "daily_budget", "batch_size", "batch_wait_seconds", "changed_fields_only", "lookup_existing", "is_active")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in SECRET_INPUTS:
+            stored = self.instance.pk and name in self._stored()
+            self.fields[name].help_text = ("Stored encrypted; leave empty to keep it. " if stored else
+                                           "Stored encrypted and never shown again. ") + self.fields[name].help_text
+
+    def _stored(self) -> dict:
+        try:
+            return self.instance.stored_credentials()
+        except Exception:  # noqa: BLE001 - a key rotated away: nothing usable is stored
+            return {}
+
+    def clean(self) -> dict:
+        data = super().clean()
+        kind, auth, model = data.get("kind"), data.get("auth_method"), data.get("object_model")
+        if kind and auth and auth not in Destination.AUTH_BY_KIND[kind]:
+            allowed = ", ".join(str(Destination.Auth(a).label) for a in Destination.AUTH_BY_KIND[kind])
+            self.add_error("auth_method", f"A {Destination.Kind(kind).label} destination uses: {allowed}.")
+        if kind and model and model not in Destination.OBJECTS_BY_KIND[kind]:
+            allowed = ", ".join(str(Destination.ObjectModel(m).label) for m in Destination.OBJECTS_BY_KIND[kind])
+            self.add_error("object_model", f"A {Destination.Kind(kind).label} destination writes: {allowed}.")
+        if auth in CREDENTIALS and not data.get("credentials_env"):
+            stored = self._stored()
+            for key, label in CREDENTIALS[auth]:
+                if not data.get(key) and not stored.get(key):
+                    self.add_error(key, f"{label} is required for this authentication (or name an environment variable).")
+        headers = data.get("headers") or {}
+        if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+            self.add_error("headers", 'Headers are a JSON object of strings, e.g. {"X-Team": "sales"}.')
+        elif any(name.lower() in ("authorization", "cookie") for name in headers):
+            self.add_error("headers", "Put secrets in the token or signing secret, not in plain headers.")
+        template = data.get("body_template", "")
+        if template:
+            try:
+                json.loads(template)
+            except ValueError as exc:
+                self.add_error("body_template", f"Not valid JSON: {exc}")
+        if data.get("signature_header") and not (data.get("signing_secret") or self._stored().get("signing_secret")):
+            self.add_error("signing_secret", "A signature header needs a signing secret.")
+        return data
+
+    def save(self, commit: bool = True) -> Destination:
+        values = {name: self.cleaned_data.get(name, "") for name in SECRET_INPUTS}
+        if any(values.values()):
+            self.instance.set_credentials(values)
+        return super().save(commit=commit)
+
+
+class DestinationFieldInline(admin.TabularInline):
+    model = DestinationField
+    extra = 1
+    fields = ("object", "source", "target", "value_map", "default")
+
+
+@admin.register(Destination)
+class DestinationAdmin(admin.ModelAdmin):
+    form = DestinationForm
+    inlines = [DestinationFieldInline]
+    list_display = ("name", "kind", "object_model", "base_url", "state", "has_stored_credentials", "rate")
+    list_filter = ("kind", "is_active")
+    readonly_fields = ("paused_at", "paused_reason", "instance_url")
+    actions = ["test_connection", "run_preflight", "create_missing_fields", "pause", "resume"]
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (None, {"fields": ("name", "kind", "base_url", "object_model", "upsert_property", "company_upsert_property",
+                               "lookup_existing", "is_active", "paused_at", "paused_reason")}),
+            ("Credentials (write-only)", {"fields": ("auth_method", "credentials_env", *SECRET_INPUTS)}),
+            ("Salesforce", {"fields": ("api_version", "instance_url"), "classes": ("collapse",)}),
+            ("REST endpoint", {"fields": ("http_method", "headers", "body_template", "signature_header"),
+                               "classes": ("collapse",)}),
+            ("Pace and batching", {"fields": ("rate_limit_requests", "rate_limit_window_seconds", "daily_budget",
+                                              "batch_size", "batch_wait_seconds", "changed_fields_only")}),
+        ]
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        fields_default_ensure(destination=form.instance)  # a new destination starts with its kind's map
+
+    @admin.display(description="state")
+    def state(self, obj: Destination) -> str:
+        if not obj.is_active:
+            return "inactive"
+        return f"paused: {obj.paused_reason[:80]}" if obj.is_paused else "active"
+
+    @admin.display(boolean=True, description="stored credentials")
+    def has_stored_credentials(self, obj: Destination) -> bool:
+        return bool(obj.credentials_encrypted)
+
+    @admin.display(description="rate")
+    def rate(self, obj: Destination) -> str:
+        return f"{obj.rate_limit_requests}/{obj.rate_limit_window_seconds}s"
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset) -> None:
+        for destination in queryset:
+            try:
+                self.message_user(request, f"{destination}: {connector_for(destination).test_connection()}", messages.SUCCESS)
+            except Exception as exc:  # noqa: BLE001 - shown to the operator, whatever went wrong
+                self.message_user(request, f"{destination}: {_failure(exc)}", messages.ERROR)
+
+    @admin.action(description="Preflight: check fields and picklist values in the CRM")
+    def run_preflight(self, request, queryset) -> None:
+        for destination in queryset:
+            try:
+                report = destination_preflight(destination=destination)
+            except Exception as exc:  # noqa: BLE001
+                self.message_user(request, f"{destination}: preflight failed: {_failure(exc)}", messages.ERROR)
+                continue
+            if report.ok:
+                self.message_user(request, f"{destination}: preflight passed.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"{destination}: " + "; ".join(report.lines()), messages.WARNING)
+
+    @admin.action(description="Create missing HubSpot properties")
+    def create_missing_fields(self, request, queryset) -> None:
+        for destination in queryset:
+            try:
+                created = destination_fields_create(destination=destination)
+            except NotImplementedError as exc:
+                self.message_user(request, f"{destination}: {exc or 'this CRM takes new fields in its own setup'}", messages.ERROR)
+            except Exception as exc:  # noqa: BLE001
+                self.message_user(request, f"{destination}: {_failure(exc)}", messages.ERROR)
+            else:
+                text = ", ".join(created) if created else "nothing was missing"
+                self.message_user(request, f"{destination}: created {text}.", messages.SUCCESS)
+
+    @admin.action(description="Pause")
+    def pause(self, request, queryset) -> None:
+        for destination in queryset:
+            destination_pause(destination=destination, reason=f"paused by {request.user.get_username()}")
+        self.message_user(request, f"Paused {queryset.count()} destination(s); their jobs wait.", messages.SUCCESS)
+
+    @admin.action(description="Resume")
+    def resume(self, request, queryset) -> None:
+        waiting = sum(destination_resume(destination=destination) for destination in queryset)
+        self.message_user(request, f"Resumed; {waiting} waiting job(s) are due now.", messages.SUCCESS)
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, (ConnectorError, SecretUnavailable, NotImplementedError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+@admin.register(PushJob)
+class PushJobAdmin(ReadOnlyAdmin):
+    """The outbox. Filter by status for the review queue (the CRM refused the record, with its
+    message) and the dead letters (retries used up); "Retry now" replays them."""
+
+    list_display = ("id", "lead", "destination", "status", "operation", "attempts", "next_attempt_at",
+                    "crm_record_id", "short_error", "updated_at")
+    list_filter = ("status", "destination", "last_error_code")
+    list_select_related = ("lead", "destination")
+    search_fields = ("=id", "lead__email", "lead__external_id", "crm_record_id")
+    readonly_fields = ("lead", "destination", "status", "operation", "attempts", "next_attempt_at", "leased_until",
+                       "crm_record_id", "last_error_code", "last_error", "created_at", "updated_at", "finished_at",
+                       "sync_log_link")
+    fields = readonly_fields
+    actions = ["retry_now"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Needed for actions; every field stays read-only.
+        return request.user.has_perm("delivery.change_pushjob")
+
+    @admin.display(description="last error")
+    def short_error(self, obj: PushJob) -> str:
+        return obj.last_error[:120]
+
+    @admin.display(description="sync log")
+    def sync_log_link(self, obj: PushJob) -> str:
+        url = reverse("admin:audit_synclog_changelist") + f"?push_job__id__exact={obj.pk}"
+        return format_html('<a href="{}">every call for this job</a>', url)
+
+    @admin.action(description="Retry now / replay (review and dead letters start over)")
+    def retry_now(self, request, queryset) -> None:
+        count = push_jobs_retry(jobs=queryset)
+        skipped = queryset.count() - count
+        note = f"; {skipped} skipped (in progress, succeeded, or a newer job is pending)" if skipped else ""
+        self.message_user(request, f"{count} job(s) queued again{note}.", messages.SUCCESS)

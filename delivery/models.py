@@ -1,0 +1,291 @@
+"""The delivery stage's tables: destinations and their field maps, what each CRM holds for a
+lead, the shared rate budgets and the outbox. Moved from the crmsync app with their tables."""
+
+import json
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from core import secrets
+from core.fields import CONSENT_SOURCES, source_error
+from leads.models import Lead
+
+
+class Destination(models.Model):
+    """A CRM or endpoint that leads are pushed to."""
+
+    class Kind(models.TextChoices):
+        HUBSPOT = "hubspot", "HubSpot"
+        SALESFORCE = "salesforce", "Salesforce"
+        REST = "rest", "REST/JSON endpoint"
+
+    class Auth(models.TextChoices):
+        PRIVATE_APP = "private_app", "HubSpot private-app token"
+        OAUTH = "oauth", "HubSpot OAuth (refresh token)"
+        CLIENT_CREDENTIALS = "client_credentials", "Salesforce client credentials"
+        JWT_BEARER = "jwt_bearer", "Salesforce JWT bearer"
+        BEARER = "bearer", "Static bearer token"
+        NONE = "none", "None (headers and signing only)"
+
+    class ObjectModel(models.TextChoices):
+        CONTACT = "contact", "HubSpot contact"
+        CONTACT_COMPANY = "contact_company", "HubSpot contact + company associated by domain"
+        LEAD = "lead", "Salesforce Lead"
+        CONTACT_ACCOUNT = "contact_account", "Salesforce Contact + Account"
+        RECORD = "record", "One JSON record per lead (REST)"
+
+    # Which auth methods and object models each kind accepts (checked in clean()).
+    AUTH_BY_KIND = {
+        Kind.HUBSPOT: (Auth.PRIVATE_APP, Auth.OAUTH),
+        Kind.SALESFORCE: (Auth.CLIENT_CREDENTIALS, Auth.JWT_BEARER),
+        Kind.REST: (Auth.NONE, Auth.BEARER),
+    }
+    OBJECTS_BY_KIND = {
+        Kind.HUBSPOT: (ObjectModel.CONTACT, ObjectModel.CONTACT_COMPANY),
+        Kind.SALESFORCE: (ObjectModel.LEAD, ObjectModel.CONTACT_ACCOUNT),
+        Kind.REST: (ObjectModel.RECORD,),
+    }
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.HUBSPOT)
+    auth_method = models.CharField(max_length=30, choices=Auth.choices, default=Auth.PRIVATE_APP)
+    base_url = models.URLField(
+        help_text="HubSpot: https://api.hubapi.com. Salesforce: your login or My Domain URL, e.g. "
+                  "https://acme.my.salesforce.com. REST: the endpoint URL. Or the built-in sandbox.")
+    api_version = models.CharField(max_length=10, default="62.0", blank=True, help_text="Salesforce REST API version.")
+    object_model = models.CharField(max_length=30, choices=ObjectModel.choices, default=ObjectModel.CONTACT)
+    upsert_property = models.CharField(
+        max_length=100,
+        default="crmsync_external_id",
+        help_text="The upsert key: a unique HubSpot property, or a Salesforce External ID field "
+                  "(e.g. Crmsync_External_Id__c), holding our lead's external ID.",
+    )
+    company_upsert_property = models.CharField(
+        max_length=100, blank=True, default="crmsync_domain",
+        help_text="Unique company property (HubSpot) or Account External ID field (Salesforce) "
+                  "holding the company's domain.")
+    credentials_env = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Name of an environment variable holding the token, or a JSON object of "
+                  "credentials. Takes precedence over stored credentials.",
+    )
+    credentials_encrypted = models.TextField(blank=True, editable=False)
+    # Short-lived access tokens (OAuth, Salesforce), shared by every worker through the database.
+    access_token_encrypted = models.TextField(blank=True, editable=False)
+    access_token_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    instance_url = models.URLField(blank=True, editable=False, help_text="Salesforce: returned with the token.")
+    # REST destinations.
+    http_method = models.CharField(max_length=10, default="POST", choices=[(m, m) for m in ("POST", "PUT", "PATCH")])
+    headers = models.JSONField(default=dict, blank=True, help_text="Extra request headers (not secret).")
+    body_template = models.TextField(
+        blank=True,
+        help_text='REST: a JSON template; "{{ field }}" strings are replaced by the lead\'s mapped '
+                  "values (empty: the mapped fields as one JSON object).")
+    signature_header = models.CharField(
+        max_length=100, blank=True, help_text="REST: send an HMAC-SHA256 of the body in this header.")
+    # Pace and batching.
+    rate_limit_requests = models.PositiveIntegerField(
+        default=100, help_text="At most this many requests per window, across all workers.")
+    rate_limit_window_seconds = models.PositiveIntegerField(default=10)
+    daily_budget = models.PositiveIntegerField(default=250_000, help_text="Requests per day (UTC), across all workers.")
+    batch_size = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Records per call; empty for the CRM's maximum (HubSpot 100, Salesforce 200).")
+    batch_wait_seconds = models.FloatField(
+        default=10.0,
+        help_text="A new lead waits up to this long for others to share its batch call; a full batch "
+                  "goes at once. 0 sends every lead as soon as it is due.")
+    changed_fields_only = models.BooleanField(
+        default=True, help_text="Send only the fields that changed since the last successful push.")
+    lookup_existing = models.BooleanField(
+        default=True, help_text="Before creating a record, look for one the CRM already has with the lead's "
+                                "email (typed in by hand, imported) and update that one instead.")
+    is_active = models.BooleanField(default=True)
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
+    paused_reason = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "crmsync_destination"  # the table it had in the crmsync app
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
+    # --- credentials: encrypted JSON, never shown again ---
+
+    def set_credentials(self, values: dict[str, str]) -> None:
+        """Merge non-empty values into the stored credentials."""
+        current = self.stored_credentials()
+        current.update({k: v for k, v in values.items() if v})
+        self.credentials_encrypted = secrets.encrypt(json.dumps(current))
+        self.access_token_encrypted, self.access_token_expires_at = "", None
+
+    def stored_credentials(self) -> dict[str, str]:
+        if not self.credentials_encrypted:
+            return {}
+        plain = secrets.decrypt(self.credentials_encrypted)
+        try:
+            value = json.loads(plain)
+        except ValueError:
+            value = None
+        return value if isinstance(value, dict) else {"token": plain}
+
+    def credentials(self) -> dict[str, str]:
+        """The credentials in use: from the environment variable if named, else stored."""
+        if self.credentials_env:
+            raw = secrets.from_env(self.credentials_env)
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = None
+            return value if isinstance(value, dict) else {"token": raw}
+        return self.stored_credentials()
+
+    def set_token(self, token: str) -> None:
+        self.set_credentials({"token": token})
+
+    def get_token(self) -> str:
+        return self.credentials().get("token", "")
+
+
+class DestinationField(models.Model):
+    """One line of a destination's field map: a canonical lead field to a CRM property."""
+
+    class Object(models.TextChoices):
+        PRIMARY = "primary", "Contact / Lead / record"
+        COMPANY = "company", "Company / Account"
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="fields")
+    source = models.CharField(
+        max_length=100,
+        help_text="Lead field: email, first_name, last_name, phone, company, country, domain, company_name "
+                  "(company, else the company record's name or domain), external_id, "
+                  "lifecycle_stage, score, team, owner.<name|email|hubspot_owner_id|salesforce_user_id>, "
+                  "marketing_opt_in, consent_at, consent_text, consent_source, attributes.<name>, "
+                  "attribution.<name> (last touch) or first_touch.<name>.")
+    target = models.CharField(max_length=100, help_text="CRM property or field API name.")
+    object = models.CharField(max_length=10, choices=Object.choices, default=Object.PRIMARY)
+    value_map = models.JSONField(
+        default=dict, blank=True, help_text='Optional: our value -> CRM picklist value, e.g. {"de": "Germany"}.')
+    default = models.CharField(max_length=255, blank=True, help_text="Sent when the lead has no value.")
+
+    class Meta:
+        db_table = "crmsync_destinationfield"  # the table it had in the crmsync app
+        ordering = ["destination", "object", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["destination", "object", "target"], name="destinationfield_unique_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} → {self.target}"
+
+    def clean(self) -> None:
+        errors = {}
+        if message := source_error(self.source.strip()):
+            errors["source"] = message
+        if self.source.strip() in CONSENT_SOURCES and self.default:
+            errors["default"] = "Consent is never defaulted: a lead without an answer sends nothing for it."
+        if errors:
+            raise ValidationError(errors)
+
+
+class LeadDelivery(models.Model):
+    """What a destination holds for a lead: its record IDs and the values last pushed
+    successfully, so the next push sends only what changed (or nothing)."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="deliveries")
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="deliveries")
+    crm_record_id = models.CharField(max_length=100, blank=True)
+    company_crm_id = models.CharField(max_length=100, blank=True)
+    pushed = models.JSONField(default=dict, blank=True, help_text="CRM field -> value as last pushed.")
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    # When the CRM was asked for a record with the lead's email before the first create. Once
+    # asked, retries skip the lookup: anything created since carries our upsert key.
+    looked_up_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "crmsync_leaddelivery"  # the table it had in the crmsync app
+        constraints = [models.UniqueConstraint(fields=["lead", "destination"], name="leaddelivery_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.lead} @ {self.destination}"
+
+
+class RateBudget(models.Model):
+    """A destination's request budget, shared by every worker on every machine through the
+    database: the start times of recent requests (a sliding window, so no window of that length
+    ever holds more than the limit), the day's count, and a block set by the CRM's own signals
+    (429, Retry-After, rate-limit headers)."""
+
+    destination = models.OneToOneField(Destination, on_delete=models.CASCADE, related_name="rate_budget")
+    recent_ms = models.JSONField(default=list, blank=True)
+    day = models.CharField(max_length=10, blank=True)
+    day_count = models.PositiveIntegerField(default=0)
+    blocked_until_ms = models.BigIntegerField(default=0)
+    blocked_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        db_table = "crmsync_ratebudget"  # the table it had in the crmsync app
+
+    def __str__(self) -> str:
+        return f"budget of {self.destination}"
+
+
+class PushJob(models.Model):
+    """The outbox: one lead change to deliver to one destination."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        IN_PROGRESS = "in_progress", "In progress"
+        SUCCEEDED = "succeeded", "Succeeded"
+        REVIEW = "review", "Needs review"  # the CRM refused the record; a person must act
+        DEAD = "dead", "Dead letter"
+        # Handed back while a newer pending job for the same lead and destination exists: that
+        # one sends the lead as it is now, so this one has nothing left to do.
+        SUPERSEDED = "superseded", "Superseded by a newer job"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="push_jobs")
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="push_jobs")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True)
+    last_error_code = models.CharField(max_length=100, blank=True)
+    operation = models.CharField(max_length=20, blank=True, help_text="create, update or noop, once succeeded.")
+    crm_record_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "crmsync_pushjob"  # the table it had in the crmsync app
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="pushjob_due"),
+            models.Index(fields=["status", "leased_until"], name="pushjob_lease"),
+        ]
+        constraints = [
+            # A lead changed twice before delivery needs one pending job, not two: the
+            # dispatcher always sends the lead as it is now.
+            models.UniqueConstraint(
+                fields=["lead", "destination"],
+                condition=Q(status="pending"),
+                name="pushjob_one_pending_per_lead_destination",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "in_progress", "succeeded", "review", "dead", "superseded"]),
+                name="pushjob_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"PushJob {self.pk} ({self.status})"
+

@@ -1,0 +1,1 @@
+"""The sandbox HubSpot: contacts, companies, properties, search, v4 associations, OAuth, rate limits."""
