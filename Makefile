@@ -4,13 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install clean bench-intake bench-delivery
+.PHONY: run test lint install clean bench-intake bench-delivery
 
 run: $(STAMP)
 	$(PY) manage.py run
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The layer contracts of pyproject.toml (import-linter) and ruff; .ci/run runs this first.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 
 install: $(STAMP)
 

@@ -157,7 +157,6 @@ def _run(base: str, destinations: dict, tmp: Path) -> dict[str, object]:
 
 def _phase(name: str, base: str, crm: str) -> dict[str, float]:
     from sandbox.faults import request_log_count
-
     from sandbox.models import SandboxRequestLog
 
     calls_before = request_log_count(crm=crm)
@@ -211,9 +210,9 @@ def _wait_pushed(emails: list[str]) -> None:
 def _unchanged(destination, crm: str) -> int:
     """Queue every lead of the hubspot phase again, unchanged; count the calls it makes."""
     from delivery.models import PushJob
+    from delivery.services import push_jobs_enqueue
     from leads.models import Lead
     from sandbox.faults import request_log_count
-    from delivery.services import push_jobs_enqueue
 
     before = request_log_count(crm=crm)
     leads = list(Lead.objects.filter(email__startswith="hubspot."))

@@ -18,7 +18,6 @@ from django.conf import settings
 import requests
 from requests.adapters import HTTPAdapter
 
-
 log = logging.getLogger(__name__)
 _local = threading.local()
 USER_AGENT = "crmsync/0.1"

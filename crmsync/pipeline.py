@@ -15,8 +15,7 @@ from core.queue import enqueue
 from delivery.services import crm_records_of, push_jobs_due_exist, push_jobs_enqueue, push_jobs_stop
 from ingestion.meta import Fetch, meta_leads_fetch
 from ingestion.models import Submission
-from ingestion.services import (submission_finish, submission_reopen, submission_waiting_for_retry,
-                                submissions_claim)
+from ingestion.services import submission_finish, submission_reopen, submission_waiting_for_retry, submissions_claim
 from leads import services as leads
 from leads.models import Lead
 from mapping.services import submission_map

@@ -7,8 +7,8 @@ broker, the sandbox CRM. Production sets DATABASE_URL, REDIS_URL, SECRET_KEY and
 from pathlib import Path
 import secrets
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
+import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()

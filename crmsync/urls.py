@@ -1,8 +1,22 @@
 from django.conf import settings
 from django.contrib import admin
+from django.http import Http404, HttpResponsePermanentRedirect
 from django.urls import include, path
 
+# Admin pages of models that moved out of the crmsync app (same tables): old links still work.
+MOVED_ADMIN = {"lead": "leads", "destination": "delivery", "pushjob": "delivery"}
+
+
+def moved_admin_page(request, model: str, rest: str = "") -> HttpResponsePermanentRedirect:
+    if model not in MOVED_ADMIN:
+        raise Http404("No such admin page.")
+    query = f"?{request.META['QUERY_STRING']}" if request.META.get("QUERY_STRING") else ""
+    return HttpResponsePermanentRedirect(f"/admin/{MOVED_ADMIN[model]}/{model}/{rest}{query}")
+
+
 urlpatterns = [
+    path("admin/crmsync/<str:model>/", moved_admin_page),
+    path("admin/crmsync/<str:model>/<path:rest>", moved_admin_page),
     path("admin/", admin.site.urls),
     path("api/v1/", include("ingestion.urls")),
     path("healthz", include("audit.urls")),

@@ -17,7 +17,6 @@ from delivery.models import Destination, DestinationField, PushJob
 from delivery.preflight import destination_fields_create, destination_preflight
 from delivery.services import destination_pause, destination_resume, push_jobs_retry
 
-
 # Credentials each auth method needs: (key, label, widget). All are write-only.
 CREDENTIALS = {
     Destination.Auth.PRIVATE_APP: [("token", "Private-app token")],

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 
 from delivery.connectors import connector_for
 from delivery.connectors.base import CrmField, CrmSchema
-from leads.fields import lead_value
 from delivery.models import Destination, DestinationField
+from leads.fields import lead_value
 from leads.models import Lead
 
 Obj = DestinationField.Object

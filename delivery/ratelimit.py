@@ -6,10 +6,15 @@ two workers never both take the last slot. The window slides (see acquire()), so
 that length ever holds more than the limit, wherever it starts: a fixed window would allow
 twice the limit across a boundary. The CRM's own signals (429, Retry-After, rate-limit headers
 running low) block the budget until the time they name, for every worker at once.
+
+Every function takes the time from `clock` (seconds since the epoch, `time.time` unless a
+caller such as a test passes another), so the window can be checked without waiting it out.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 import time
 import uuid
 
@@ -17,6 +22,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from delivery.models import Destination, RateBudget
+
+Clock = Callable[[], float]
 
 # Requests leave us a little before the CRM sees them, and not always in the order granted;
 # spacing windows this much wider keeps the CRM's own count under the limit.
@@ -31,11 +38,11 @@ class Grant:
     ticket: str = ""  # hand back to release() when the call has its answer
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+def now_ms(clock: Clock = time.time) -> int:
+    return int(clock() * 1000)
 
 
-def acquire(destination: Destination) -> Grant:
+def acquire(destination: Destination, *, clock: Clock = time.time) -> Grant:
     """Take one request slot now, or say how long until one frees up.
 
     A request may reach the CRM some time after its slot was granted (a busy machine, a slow
@@ -47,14 +54,14 @@ def acquire(destination: Destination) -> Grant:
     limit = max(1, destination.rate_limit_requests)
     with transaction.atomic():
         budget = _locked(destination)
-        now = now_ms()
+        now = now_ms(clock)
         if budget.blocked_until_ms > now:
             return Grant(False, (budget.blocked_until_ms - now) / 1000, budget.blocked_reason or "blocked")
-        day = datetime.now(dt_timezone.utc).date().isoformat()
+        day = datetime.fromtimestamp(now / 1000, dt_timezone.utc).date().isoformat()
         if budget.day != day:
             budget.day, budget.day_count = day, 0
         if budget.day_count >= destination.daily_budget:
-            return Grant(False, seconds_to_midnight(), "daily budget used up")
+            return Grant(False, seconds_to_midnight(clock), "daily budget used up")
         holding = [slot for slot in _slots(budget) if _frees_at(slot, window_ms) > now]
         if len(holding) >= limit:
             frees = sorted(_frees_at(slot, window_ms) for slot in holding)
@@ -69,13 +76,13 @@ def acquire(destination: Destination) -> Grant:
     return Grant(True, ticket=ticket)
 
 
-def release(destination: Destination, ticket: str) -> None:
+def release(destination: Destination, ticket: str, *, clock: Clock = time.time) -> None:
     """The call holding this slot has its answer (or gave up): its window starts now."""
     if not ticket:
         return
     with transaction.atomic():
         budget = _locked(destination)
-        now = now_ms()
+        now = now_ms(clock)
         budget.recent_ms = [[slot[0], now, slot[2]] if slot[2] == ticket and not slot[1] else slot for slot in _slots(budget)]
         budget.save(update_fields=["recent_ms"])
 
@@ -96,9 +103,9 @@ def _longest_call_ms() -> int:
     return int((settings.CRMSYNC["HTTP_CONNECT_TIMEOUT"] + settings.CRMSYNC["HTTP_READ_TIMEOUT"]) * 1000)
 
 
-def block(destination: Destination, *, seconds: float, reason: str) -> None:
+def block(destination: Destination, *, seconds: float, reason: str, clock: Clock = time.time) -> None:
     """Stop every worker from calling this destination for `seconds` (never shortens a block)."""
-    until = now_ms() + int(seconds * 1000)
+    until = now_ms(clock) + int(seconds * 1000)
     with transaction.atomic():
         budget = _locked(destination)
         if until > budget.blocked_until_ms:
@@ -118,7 +125,7 @@ def _locked(destination: Destination) -> RateBudget:
     return RateBudget.objects.select_for_update().get(destination_id=destination.pk)
 
 
-def seconds_to_midnight() -> float:
-    now = datetime.now(dt_timezone.utc)
+def seconds_to_midnight(clock: Clock = time.time) -> float:
+    now = datetime.fromtimestamp(clock(), dt_timezone.utc)
     midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     return (midnight - now).total_seconds()

@@ -7,8 +7,8 @@ import json
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs
 
-from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
 
 from ingestion.presets import Preset
 

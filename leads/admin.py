@@ -6,8 +6,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from audit.admin_mixins import ReadOnlyAdmin, pretty_json
-from leads.models import (CampaignAlias, Company, CustomerEntry, LeadDecision, MergeRule, Owner, ScoringRule,
-                          StageThreshold, Team, TerritoryRule)
+from leads.models import CampaignAlias, Company, CustomerEntry, LeadDecision, MergeRule, Owner, ScoringRule, StageThreshold, Team, TerritoryRule
 
 
 @admin.register(Company)

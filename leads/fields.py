@@ -1,7 +1,8 @@
 """Reading a lead by a source path ('email', 'domain', 'owner.email', 'attributes.plan', ...):
 what field maps, scoring rules and territory rules see of a lead."""
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from core.fields import NESTED_SOURCES, company_domain

@@ -8,7 +8,8 @@ row: the loser of the race rolls back to a savepoint and matches the winner's le
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 import logging
 from typing import Any
 
@@ -18,7 +19,8 @@ from django.utils.dateparse import parse_datetime
 
 from core.fields import LEAD_FIELDS, company_domain
 from leads import lifecycle, routing
-from leads.decisions import decision_record, plain as _plain
+from leads.decisions import decision_record
+from leads.decisions import plain as _plain
 from leads.models import CampaignAlias, Company, Lead, LeadDecision, LeadIdentity, MergeRule, campaign_key
 
 log = logging.getLogger(__name__)

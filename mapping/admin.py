@@ -12,8 +12,8 @@ from audit.admin_mixins import ReadOnlyAdmin, pretty_json
 from ingestion import admin as ingestion_admin
 from ingestion.models import Source, Submission
 from mapping import services
-from mapping.starters import mapping_starter_create
 from mapping.models import DomainBlock, FieldRule, MappingSet, MappingVersion, UnmappedField
+from mapping.starters import mapping_starter_create
 from mapping.transforms import OPS
 
 PUBLISH_PERMISSION = "mapping.publish_mappingset"

@@ -6,16 +6,18 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-# The canonical lead fields a rule may target; anything else goes to "attributes.<key>".
+from core.fields import CONSENT_FIELDS
 from core.fields import LEAD_FIELDS as CANONICAL_FIELDS
+from mapping import extractors, transforms
+
+# The canonical lead fields a rule may target; anything else goes to "attributes.<key>".
 ATTRIBUTE_PREFIX = "attributes."
 ATTRIBUTION_PREFIX = "attribution."
 ATTRIBUTION_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "referrer", "landing_page")
 # Keys that identify the person: our own external ID (a form may send it back) and the source's
 # record ID (Stripe customer, Meta lead, Typeform response). Matched before the email.
 IDENTITY_FIELDS = ("external_id", "source_record_id")
-# Consent is mapped explicitly and never defaulted: no default value, no constant step.
-CONSENT_FIELDS = ("marketing_opt_in", "consent_at", "consent_text", "consent_source")
+# Consent (CONSENT_FIELDS) is mapped explicitly and never defaulted: no default value, no constant step.
 TARGETS = (*CANONICAL_FIELDS, *IDENTITY_FIELDS, *CONSENT_FIELDS)
 
 
@@ -59,21 +61,10 @@ class MappingSet(models.Model):
         return self.name
 
     def clean(self) -> None:
-        import zoneinfo
-
-        import phonenumbers
-
-        from mapping import extractors
-
-        errors = {}
+        errors = transforms.context_errors(transforms.Context(default_region=self.default_region,
+                                                              timezone=self.timezone))
         if self.shape and self.shape not in extractors.SHAPES:
             errors["shape"] = f"Unknown shape; use one of {', '.join(extractors.SHAPES)}."
-        if self.default_region and self.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
-            errors["default_region"] = f"'{self.default_region}' is not a region phone numbers know."
-        try:
-            zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            errors["timezone"] = f"'{self.timezone}' is not an IANA time zone such as Europe/Paris."
         if errors:
             raise ValidationError(errors)
 
@@ -116,8 +107,6 @@ class FieldRule(models.Model):
         return [key.strip() for key in self.source_keys.split(",") if key.strip()]
 
     def clean(self) -> None:
-        from mapping import transforms
-
         errors = {}
         if message := target_error(self.target):
             errors["target"] = message

@@ -17,8 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from ingestion.models import Source, Submission
 from mapping import extractors, transforms
-from mapping.models import (ATTRIBUTE_PREFIX, ATTRIBUTION_PREFIX, DomainBlock, FieldRule, MappingSet,
-                            MappingVersion, UnmappedField)
+from mapping.models import ATTRIBUTE_PREFIX, ATTRIBUTION_PREFIX, DomainBlock, FieldRule, MappingSet, MappingVersion, UnmappedField
 
 log = logging.getLogger(__name__)
 

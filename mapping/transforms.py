@@ -26,9 +26,9 @@ import decimal
 import functools
 import math
 import re
+from typing import Any
 import unicodedata
 import zoneinfo
-from typing import Any
 
 import phonenumbers
 import pycountry
@@ -82,10 +82,12 @@ def validate_chain(chain: object) -> list[str]:
     return [problem for number, step in enumerate(chain, 1) for problem in _step_problems(number, step)]
 
 
-def validate_context(context: Context) -> list[str]:
-    """Problems with a source's region or time zone, as sentences."""
-    problems = [_region_problem(context.default_region)] if context.default_region else []
-    return [p for p in [*problems, _zone_problem(context.timezone)] if p]
+def context_errors(context: Context) -> dict[str, str]:
+    """Problems with a mapping's default region or time zone, per setting ({} when both are
+    usable): the one check behind MappingSet.clean() and the transform steps that use them."""
+    errors = {"default_region": _region_problem(context.default_region) if context.default_region else "",
+              "timezone": _zone_problem(context.timezone)}
+    return {name: problem for name, problem in errors.items() if problem}
 
 
 def apply_chain(value: object, chain: list[dict], *, context: Context = Context()) -> object:

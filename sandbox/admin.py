@@ -4,8 +4,17 @@ from django.contrib import admin
 
 from audit.admin_mixins import ReadOnlyAdmin, pretty_json
 from sandbox.models import (
-    SandboxAccessToken, SandboxAssociation, SandboxCompany, SandboxContact, SandboxFaults, SandboxMetaLead,
-    SandboxProperty, SandboxRateWindow, SandboxRequestLog, SandboxSalesforceField, SandboxSalesforceRecord,
+    SandboxAccessToken,
+    SandboxAssociation,
+    SandboxCompany,
+    SandboxContact,
+    SandboxFaults,
+    SandboxMetaLead,
+    SandboxProperty,
+    SandboxRateWindow,
+    SandboxRequestLog,
+    SandboxSalesforceField,
+    SandboxSalesforceRecord,
     SandboxSettings,
 )
 

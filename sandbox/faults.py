@@ -7,7 +7,8 @@ same faults on the same series of requests. Setting the faults restarts the seri
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 import hashlib
 import json
 import socket
@@ -20,8 +21,14 @@ from django.utils import timezone
 
 from sandbox.limits import sequence_next
 from sandbox.models import (
-    SandboxAccessToken, SandboxAssociation, SandboxCompany, SandboxContact, SandboxFaults,
-    SandboxRateWindow, SandboxRequestLog, SandboxSalesforceRecord,
+    SandboxAccessToken,
+    SandboxAssociation,
+    SandboxCompany,
+    SandboxContact,
+    SandboxFaults,
+    SandboxRateWindow,
+    SandboxRequestLog,
+    SandboxSalesforceRecord,
 )
 
 CRMS = ("hubspot", "salesforce")

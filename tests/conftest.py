@@ -2,6 +2,8 @@ import uuid
 
 import pytest
 
+from tests.stack import Stack
+
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
@@ -9,8 +11,6 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
-
-from tests.stack import Stack
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,10 +4,9 @@ from django.conf import settings
 
 from delivery.fieldmap import fields_default_ensure
 from delivery.models import Destination
-from leads.models import Lead
 from ingestion.models import Source, Submission
+from leads.models import Lead
 from mapping.models import FieldRule, MappingSet
-
 
 EMAIL_RULE = {"source_keys": "email", "target": "email", "transforms": [{"op": "trim"}, {"op": "lower"}], "required": True}
 

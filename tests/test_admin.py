@@ -2,8 +2,9 @@
 
 import pytest
 
-from ingestion.models import Submission
 from crmsync.pipeline import submission_process
+from ingestion.models import Submission
+from leads.models import Lead
 from tests.factories import destination_form, hubspot_destination, source_with_mapping, submission
 
 pytestmark = pytest.mark.django_db
@@ -116,3 +117,14 @@ def test_the_source_list_shows_request_counts_per_outcome(operator, client):
     for label, count in (("accepted", 2), ("spam", 1), ("oversize", 1), ("throttled", 1), ("refused auth", 0)):
         assert f"{label}: {count}" in detail, label
     assert "field-accepted" in page and "field-throttled" in page
+
+
+def test_links_to_the_admin_pages_of_models_that_moved_apps_still_arrive(operator):
+    lead = Lead.objects.create(email="moved@example.com")
+
+    answer = operator.get(f"/admin/crmsync/lead/{lead.pk}/change/?_changelist_filters=x", follow=True)
+
+    assert answer.redirect_chain[0] == (f"/admin/leads/lead/{lead.pk}/change/?_changelist_filters=x", 301)
+    assert answer.status_code == 200 and "moved@example.com" in answer.content.decode()
+    assert operator.get("/admin/crmsync/pushjob/").headers["Location"] == "/admin/delivery/pushjob/"
+    assert operator.get("/admin/crmsync/nothing/").status_code == 404

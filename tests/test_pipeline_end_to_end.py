@@ -7,9 +7,9 @@ import requests
 from audit.models import SyncLog
 from crmsync.demo import demo_load
 from delivery.models import PushJob
+from ingestion.models import Submission
 from leads.models import Lead
 from sandbox.models import SandboxSettings
-from ingestion.models import Submission
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -11,8 +11,8 @@ import enum
 from typing import Any, Protocol
 
 from delivery.models import Destination
-from leads.models import Lead
 from delivery.session import DestinationSession
+from leads.models import Lead
 
 
 class Outcome(enum.StrEnum):

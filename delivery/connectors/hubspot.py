@@ -17,11 +17,11 @@ from typing import Any
 from django.utils import timezone
 
 from core import outbound
+from core.secrets import SecretUnavailable
 from delivery.connectors.auth import AccessToken, TokenProvider
 from delivery.connectors.base import ConnectorError, CrmField, CrmSchema, Outcome, PushRecord, RecordResult
 from delivery.models import Destination
 from delivery.session import DestinationSession
-from core.secrets import SecretUnavailable
 
 # Statuses worth retrying: the CRM is busy or broken, not refusing the data.
 _TRANSIENT = {408, 423, 500, 502, 503, 504}

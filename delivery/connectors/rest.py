@@ -14,10 +14,10 @@ from typing import Any
 from requests.structures import CaseInsensitiveDict
 
 from core import outbound
+from core.secrets import SecretUnavailable
 from delivery.connectors.base import ConnectorError, CrmField, CrmSchema, Outcome, PushRecord, RecordResult
 from delivery.models import Destination
 from delivery.session import DestinationSession
-from core.secrets import SecretUnavailable
 
 # A string value that is exactly one placeholder takes the field's value with its JSON type.
 _WHOLE = re.compile(r"^\{\{\s*([\w.\-]+)\s*\}\}$")

@@ -26,11 +26,11 @@ from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSession
 
 from core import outbound
+from core.secrets import SecretUnavailable
 from delivery.connectors.auth import AccessToken, TokenProvider
 from delivery.connectors.base import ConnectorError, CrmField, CrmSchema, Outcome, PushRecord, RecordResult
 from delivery.models import Destination
 from delivery.session import DestinationSession
-from core.secrets import SecretUnavailable
 
 T = TypeVar("T")
 

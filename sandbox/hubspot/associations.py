@@ -10,7 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from sandbox.hubspot.errors import not_found, record_error, validation_error
-from sandbox.hubspot.properties import CONTACTS, COMPANIES, ObjectType
+from sandbox.hubspot.properties import COMPANIES, CONTACTS, ObjectType
 from sandbox.hubspot.records import MAX_BATCH, BatchOutcome, record_find
 from sandbox.models import SandboxAssociation
 

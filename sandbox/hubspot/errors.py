@@ -1,5 +1,5 @@
 """HubSpot's error bodies. The shape is fixed by HubSpot's error-handling guide and the `Error`
-and `StandardError` models of its official Python client (see CRM_CONTRACTS.md)."""
+and `StandardError` models of its official Python client (see docs/wire-contracts.md)."""
 
 from typing import Any
 import uuid

@@ -1,6 +1,6 @@
 """Records of the sandbox HubSpot (contacts, companies): what the object endpoints read and write.
 
-Writes follow HubSpot's documented behaviour (CRM_CONTRACTS.md): values stored as strings, email
+Writes follow HubSpot's documented behaviour (docs/wire-contracts.md): values stored as strings, email
 trimmed and lower-cased, one contact per email and one record per value of a unique property, a
 refused property value refusing the whole request, a conflicting batch input failing alone.
 Every function takes the object type (properties.CONTACTS, properties.COMPANIES) first.
@@ -8,7 +8,8 @@ Every function takes the object type (properties.CONTACTS, properties.COMPANIES)
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any, Iterable
 
 from django.db import transaction
@@ -18,8 +19,15 @@ from django.utils import timezone
 
 from sandbox.hubspot.errors import HubSpotError, not_found, record_error, validation_error
 from sandbox.hubspot.properties import (
-    SYSTEM_PROPERTIES, ObjectType, PropertyDef, Problem, identifies, properties_clean, property_definitions,
-    property_errors, unique_property,
+    SYSTEM_PROPERTIES,
+    ObjectType,
+    Problem,
+    PropertyDef,
+    identifies,
+    properties_clean,
+    property_definitions,
+    property_errors,
+    unique_property,
 )
 from sandbox.limits import settings_get
 from sandbox.models import SandboxRecord, SandboxSettings

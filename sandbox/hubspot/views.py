@@ -21,7 +21,13 @@ from sandbox.faults import FaultDecision, fault_call, fault_decide, fault_finish
 from sandbox.hubspot import associations, properties
 from sandbox.hubspot import records as hubspot_records  # not `records`: that name is a view below
 from sandbox.hubspot.errors import (
-    HubSpotError, auth_error, expired_error, fault_error, not_found, rate_limit_error, validation_error,
+    HubSpotError,
+    auth_error,
+    expired_error,
+    fault_error,
+    not_found,
+    rate_limit_error,
+    validation_error,
 )
 from sandbox.hubspot.oauth import hubspot_token_refresh
 from sandbox.hubspot.properties import OBJECT_TYPE_ALIASES, OBJECT_TYPES, ObjectType

@@ -6,7 +6,8 @@ Graph API's error reference; the webhook body matches the capture from fbsamples
 kept in the project's webhook fixtures (tests/fixtures/webhooks/meta-leadgen-webhook.fbsamples.json).
 """
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 import hmac
 import secrets
 import string

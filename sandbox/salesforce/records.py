@@ -2,14 +2,15 @@
 by external ID (one record, or an sObject Collection of up to 200), Collection updates by record
 ID, SOQL queries and the API usage limit.
 
-Per-record errors carry Salesforce's codes (CRM_CONTRACTS.md). A record's external-ID and unique
+Per-record errors carry Salesforce's codes (docs/wire-contracts.md). A record's external-ID and unique
 values are also rows of SandboxSalesforceKey, whose unique constraint decides a race between two
 upserts of one new value: the loser's INSERT fails, and it retries the record as an update.
 """
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 import secrets
 import string
 from typing import Any, Callable
@@ -24,7 +25,7 @@ from sandbox.salesforce.soql import Condition, SoqlError, soql_parse
 from sandbox.validators import is_email
 
 MAX_COLLECTION = 200  # sObject Collections take at most 200 records
-MIN_VERSION = 46.0  # upsert answers `created` from 46.0 on (CRM_CONTRACTS.md)
+MIN_VERSION = 46.0  # upsert answers `created` from 46.0 on (docs/wire-contracts.md)
 TEXT_TYPES = frozenset({"string", "email", "phone", "url", "textarea", "picklist", "reference", "id"})
 ID_CHARS = string.ascii_letters + string.digits
 CHECKSUM_CHARS = string.ascii_uppercase + "012345"

@@ -5,14 +5,14 @@ import json
 
 import pytest
 
-from leads.models import Lead
-from sandbox.meta.graph import meta_lead_create, meta_webhook_body
+from crmsync.pipeline import submission_process
 from ingestion import signatures
 from ingestion.credentials import source_secret_add
 from ingestion.models import SourceSecret, Submission
+from leads.models import Lead
 from mapping.models import FieldRule, MappingSet
-from crmsync.pipeline import submission_process
 from mapping.services import mapping_publish
+from sandbox.meta.graph import meta_lead_create, meta_webhook_body
 from tests.factories import source_with_secret
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,12 +1,12 @@
 """The published API contract: a schema, browsable docs, and no input that makes us fail."""
 
-from hypothesis import HealthCheck, settings as hypothesis_settings
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
-
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 
 from crmsync.wsgi import application
 from tests.factories import source_with_mapping, source_with_secret

@@ -1,6 +1,6 @@
-from leads.models import Lead
-from ingestion.models import Source, Submission
 from crmsync.pipeline import submission_process
+from ingestion.models import Source, Submission
+from leads.models import Lead
 from tests.factories import submission
 
 

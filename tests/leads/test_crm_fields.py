@@ -6,10 +6,9 @@ import pytest
 from audit.models import SyncLog
 from delivery import services
 from delivery.models import Destination, PushJob
-from leads.models import Lead
 from delivery.preflight import destination_fields_create
+from leads.models import Lead, Owner, ScoringRule, StageThreshold, Team
 from sandbox.models import SandboxAssociation, SandboxCompany, SandboxContact
-from leads.models import Owner, StageThreshold, ScoringRule, Team
 from tests.factories import hubspot_destination
 from tests.leads.helpers import submit
 

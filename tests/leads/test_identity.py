@@ -1,8 +1,7 @@
 """Identity resolution: which key finds the person, what a match changes, and the log of it."""
 
 from delivery.models import PushJob
-from leads.models import Lead
-from leads.models import Company, LeadDecision, LeadIdentity, MergeRule
+from leads.models import Company, Lead, LeadDecision, LeadIdentity, MergeRule
 from tests.leads.helpers import submit
 
 Action = LeadDecision.Action
@@ -35,8 +34,8 @@ def test_blank_values_never_overwrite_stored_ones(web):
 
 
 def test_the_sources_own_record_id_matches_before_the_email(db):
-    from tests.factories import source_with_secret
     from mapping.starters import mapping_starter_create
+    from tests.factories import source_with_secret
 
     stripe, _ = source_with_secret(kind="stripe", secret="whsec_x")
     mapping_starter_create(source=stripe)

@@ -5,9 +5,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.urls import reverse
 
 from delivery.models import Destination, PushJob
-from leads.models import Lead
 from ingestion.models import Submission
-from leads.models import LeadDecision, LeadIdentity
+from leads.models import Lead, LeadDecision, LeadIdentity
 from tests.leads.helpers import submit
 
 CHANGELIST = reverse("admin:leads_lead_changelist")

@@ -1,8 +1,8 @@
 """One person, one record, over the real product: the web server takes the posts, the worker
 maps, resolves and pushes, and the sandbox HubSpot is asked what it holds."""
 
-import copy
 from concurrent.futures import ThreadPoolExecutor
+import copy
 import json
 import threading
 
@@ -12,15 +12,14 @@ import pytest
 import requests
 
 from crmsync.demo import demo_load
+from crmsync.pipeline import submission_process
 from delivery.models import PushJob
-from leads.models import Lead
-from sandbox.meta.graph import meta_lead_create, meta_webhook_body
 from ingestion import signatures
 from ingestion.credentials import source_secret_add
 from ingestion.models import SourceSecret, Submission
-from leads.models import LeadDecision, LeadIdentity
-from crmsync.pipeline import submission_process
+from leads.models import Lead, LeadDecision, LeadIdentity
 from mapping.starters import mapping_starter_create
+from sandbox.meta.graph import meta_lead_create, meta_webhook_body
 from tests.factories import source_with_secret, submission
 from tests.fixtures import WEBHOOKS
 from tests.stack import wait_for

@@ -7,9 +7,7 @@ from django.core.exceptions import ValidationError
 import pytest
 
 from delivery.models import DestinationField
-from leads.models import Lead
-from leads.models import (CampaignAlias, Company, CustomerEntry, LeadDecision, Owner, ScoringRule, StageThreshold,
-                          Team, TerritoryRule)
+from leads.models import CampaignAlias, Company, CustomerEntry, Lead, LeadDecision, Owner, ScoringRule, StageThreshold, Team, TerritoryRule
 from mapping.models import FieldRule
 from tests.leads.helpers import submit
 
@@ -185,8 +183,8 @@ def test_consent_can_never_be_defaulted(web):
 
 
 def test_an_answer_that_is_not_yes_or_no_is_dropped_with_a_reason(web):
-    from ingestion.models import Submission
     from crmsync.pipeline import submission_process
+    from ingestion.models import Submission
     from tests.factories import submission
 
     processed = submission_process(submission_id=submission(source=web, payload={
@@ -198,8 +196,8 @@ def test_an_answer_that_is_not_yes_or_no_is_dropped_with_a_reason(web):
 
 
 def test_a_consent_time_that_is_not_a_date_is_dropped_with_a_reason(web):
-    from ingestion.models import Submission
     from crmsync.pipeline import submission_process
+    from ingestion.models import Submission
     from tests.factories import submission
 
     web.mapping_sets.get().rules.filter(target="consent_at").update(transforms=[])

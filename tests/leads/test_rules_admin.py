@@ -6,8 +6,7 @@ from django.urls import reverse
 import pytest
 
 from delivery.models import DestinationField
-from leads.models import Lead
-from leads.models import Company, CustomerEntry, Owner, Team, TerritoryRule
+from leads.models import Company, CustomerEntry, Lead, Owner, Team, TerritoryRule
 from tests.factories import hubspot_destination
 from tests.leads.helpers import submit
 

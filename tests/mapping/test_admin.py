@@ -7,10 +7,10 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 import pytest
 
-from leads.models import Lead
-from ingestion.models import Submission
-from mapping.models import MappingSet, UnmappedField
 from crmsync.pipeline import submission_process
+from ingestion.models import Submission
+from leads.models import Lead
+from mapping.models import MappingSet, UnmappedField
 from mapping.services import mapping_publish
 from tests.factories import EMAIL_RULE, source_with_mapping, submission
 

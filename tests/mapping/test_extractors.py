@@ -6,7 +6,8 @@ import copy
 import json
 from urllib.parse import urlencode
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
 
 from ingestion.parsing import parse_body

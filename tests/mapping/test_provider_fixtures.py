@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from leads.models import Lead
-from sandbox.meta.graph import meta_lead_create
+from crmsync.pipeline import submission_process
 from ingestion import signatures
 from ingestion.credentials import source_secret_add
 from ingestion.models import Source, SourceSecret, Submission
-from crmsync.pipeline import submission_process
+from leads.models import Lead
 from mapping.services import mapping_publish
 from mapping.starters import mapping_starter_create
+from sandbox.meta.graph import meta_lead_create
 from tests.fixtures import WEBHOOKS
 
 pytestmark = pytest.mark.django_db(transaction=True)

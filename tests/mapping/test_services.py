@@ -2,11 +2,11 @@
 
 import pytest
 
-from delivery.models import PushJob
-from leads.models import Lead
-from ingestion.models import Submission
-from mapping.models import DomainBlock, FieldRule, MappingSet, UnmappedField
 from crmsync.pipeline import submission_process, submission_reprocess
+from delivery.models import PushJob
+from ingestion.models import Submission
+from leads.models import Lead
+from mapping.models import DomainBlock, FieldRule, MappingSet, UnmappedField
 from mapping.services import mapping_apply, mapping_preview, mapping_publish, mapping_rollback, redact
 from tests.factories import EMAIL_RULE, hubspot_destination, source_with_mapping, submission
 

@@ -2,13 +2,13 @@
 
 import json
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import phonenumbers
 import pycountry
 import pytest
 
-from mapping.transforms import (COUNTRY_ALIASES, OPS, Context, TransformError, apply_chain, validate_chain,
-                                validate_context)
+from mapping.transforms import COUNTRY_ALIASES, OPS, Context, TransformError, apply_chain, context_errors, validate_chain
 
 # What a form or webhook can send: any JSON-like value, NaN included.
 JSON_VALUES = st.recursive(
@@ -417,7 +417,7 @@ def test_every_op_describes_itself_for_the_admin():
 
 
 def test_a_source_context_with_a_bad_region_or_zone_is_reported():
-    assert validate_context(Context(default_region="gb", timezone="Europe/Paris")) == []
-    assert validate_context(Context(default_region="XX", timezone="Paris")) == [
-        "'XX' is not a region code that phone numbers know, such as GB or US.",
-        "'Paris' is not an IANA time zone such as Europe/Paris."]
+    assert context_errors(Context(default_region="gb", timezone="Europe/Paris")) == {}
+    assert context_errors(Context(default_region="XX", timezone="Paris")) == {
+        "default_region": "'XX' is not a region code that phone numbers know, such as GB or US.",
+        "timezone": "'Paris' is not an IANA time zone such as Europe/Paris."}

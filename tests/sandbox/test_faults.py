@@ -15,10 +15,19 @@ import requests
 
 from sandbox import faults
 from sandbox.faults import (
-    faults_reset, faults_set, max_requests_in_any_window, request_log_count, sandbox_reset,
+    faults_reset,
+    faults_set,
+    max_requests_in_any_window,
+    request_log_count,
+    sandbox_reset,
 )
 from sandbox.models import (
-    SandboxAccessToken, SandboxContact, SandboxFaults, SandboxRateWindow, SandboxRequestLog, SandboxSalesforceRecord,
+    SandboxAccessToken,
+    SandboxContact,
+    SandboxFaults,
+    SandboxRateWindow,
+    SandboxRequestLog,
+    SandboxSalesforceRecord,
 )
 from sandbox.salesforce.records import WriteOptions, records_upsert
 

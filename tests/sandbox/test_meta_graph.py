@@ -1,7 +1,8 @@
 """The sandbox Meta Lead Ads as the product's worker sees it: Graph API's Lead node, its errors,
 and the leadgen webhook that announces a lead."""
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 import json
 import re
 

@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connections
 
-from crmsync.schedules import schedules_sync
 from crmsync.pipeline import pipeline_sweep
+from crmsync.schedules import schedules_sync
 
 log = logging.getLogger(__name__)
 

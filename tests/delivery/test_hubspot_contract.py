@@ -12,9 +12,10 @@ from delivery.connectors.base import PushRecord
 from delivery.connectors.hubspot import HubSpotConnector
 from delivery.fieldmap import render
 from delivery.models import Destination
-from delivery.session import DestinationSession
 from delivery.preflight import destination_fields_create
-from tests.factories import hubspot_destination, lead as make_lead
+from delivery.session import DestinationSession
+from tests.factories import hubspot_destination
+from tests.factories import lead as make_lead
 
 contacts_client = pytest.importorskip("hubspot.crm.contacts")
 companies_client = pytest.importorskip("hubspot.crm.companies")

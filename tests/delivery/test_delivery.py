@@ -9,7 +9,8 @@ import pytest
 from audit.models import SyncLog
 from delivery import services
 from delivery.models import PushJob
-from tests.factories import deliver, hubspot_destination, lead as make_lead
+from tests.factories import deliver, hubspot_destination
+from tests.factories import lead as make_lead
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,8 @@ from delivery import ratelimit
 from delivery.models import Destination, PushJob
 from delivery.session import DestinationSession
 from sandbox.models import SandboxAccessToken, SandboxContact
-from tests.factories import deliver, destination_form, hubspot_destination, lead as make_lead
+from tests.factories import deliver, destination_form, hubspot_destination
+from tests.factories import lead as make_lead
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ADD = "/admin/delivery/destination/add/"

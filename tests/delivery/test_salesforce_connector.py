@@ -13,8 +13,8 @@ from core import secrets
 from delivery.connectors.base import ConnectorError, Outcome, PushRecord
 from delivery.connectors.salesforce import SalesforceConnector, jwt_audience
 from delivery.models import Destination
-from leads.models import Lead
 from delivery.session import DestinationSession
+from leads.models import Lead
 from sandbox.faults import faults_set
 from sandbox.models import SandboxSalesforceRecord
 from sandbox.salesforce.schema import custom_field_create, org_settings

@@ -5,8 +5,8 @@ from datetime import timedelta
 from django.utils import timezone
 import pytest
 
-from delivery.models import PushJob
 from crmsync.pipeline import pipeline_sweep
+from delivery.models import PushJob
 from ingestion.models import Submission
 from ingestion.services import submissions_claim
 from tests.factories import hubspot_destination, source_with_mapping, submission
@@ -46,3 +46,32 @@ def test_processed_rejected_and_waiting_submissions_are_not_claimed():
     Submission.objects.filter(pk=waiting.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
 
     assert submissions_claim(requeue_after_seconds=0) == []
+
+
+# --- task paths of messages queued before the restructure ---------------------------------
+
+
+def test_a_message_queued_under_the_old_mapping_task_path_still_processes_its_submissions(run_tasks_inline):
+    from django_q.tasks import async_task
+
+    hubspot_destination(base_url="http://127.0.0.1:9/sandbox/hubspot")
+    sub = submission(source=source_with_mapping(), payload={"email": "old-path@b.co"})
+
+    async_task("mapping.tasks.submissions_process", [sub.pk])
+
+    sub.refresh_from_db()
+    assert sub.status == Submission.Status.PROCESSED and sub.lead.email == "old-path@b.co"
+
+
+def test_a_message_queued_under_the_old_dispatch_task_path_still_dispatches(run_tasks_inline, live_server):
+    from django_q.tasks import async_task
+
+    hubspot_destination(base_url=f"{live_server.url}/sandbox/hubspot", batch_wait_seconds=0)
+    sub = submission(source=source_with_mapping(), payload={"email": "old-dispatch@b.co"})
+    async_task("crmsync.tasks.submission_process", sub.pk)
+    job = PushJob.objects.get(lead__email="old-dispatch@b.co")
+
+    async_task("crmsync.tasks.push_dispatch")
+
+    job.refresh_from_db()
+    assert job.status == PushJob.Status.SUCCEEDED and job.crm_record_id

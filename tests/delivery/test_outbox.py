@@ -15,7 +15,8 @@ from delivery import ratelimit, services
 from delivery.models import DestinationField, LeadDelivery, PushJob, RateBudget
 from delivery.preflight import destination_fields_create, destination_preflight
 from sandbox.models import SandboxContact, SandboxRateWindow
-from tests.factories import deliver, hubspot_destination, lead as make_lead
+from tests.factories import deliver, hubspot_destination
+from tests.factories import lead as make_lead
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -150,31 +151,49 @@ def test_a_lead_alone_is_sent_once_its_wait_is_over(sandbox_url):
 # --- the shared rate budget ---------------------------------------------------------------------
 
 
+class FakeClock:
+    """The rate budget's clock, moved by the test instead of waited for."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def test_no_window_of_the_configured_length_ever_holds_more_than_the_limit():
     destination = hubspot_destination(base_url="http://127.0.0.1:9", rate_limit_requests=3, rate_limit_window_seconds=1)
+    clock = FakeClock()
     grants = []
     for _ in range(4):
-        grants.append(ratelimit.acquire(destination))
-        ratelimit.release(destination, grants[-1].ticket)  # answered at once
+        clock.advance(0.01)
+        grants.append(ratelimit.acquire(destination, clock=clock))
+        ratelimit.release(destination, grants[-1].ticket, clock=clock)  # answered at once
     assert [g.granted for g in grants] == [True, True, True, False]
     assert 0.9 < grants[-1].wait_seconds <= 1.1 + ratelimit.SAFETY_MS / 1000
 
-    time.sleep(grants[-1].wait_seconds)
-    assert ratelimit.acquire(destination).granted
+    clock.advance(grants[-1].wait_seconds - 0.005)
+    assert not ratelimit.acquire(destination, clock=clock).granted  # not a moment early
+    clock.advance(0.01)
+    assert ratelimit.acquire(destination, clock=clock).granted
 
 
 def test_a_slot_is_held_until_its_answer_comes_back_plus_a_window():
     """A call that reaches the CRM late must still count in the CRM's window: its slot frees
     one window after the answer, not after the grant."""
     destination = hubspot_destination(base_url="http://127.0.0.1:9", rate_limit_requests=1, rate_limit_window_seconds=1)
-    slow = ratelimit.acquire(destination)
-    time.sleep(1.2)  # still waiting for the CRM's answer, a whole window after the grant
-    waiting = ratelimit.acquire(destination)
+    clock = FakeClock()
+    slow = ratelimit.acquire(destination, clock=clock)
+    clock.advance(1.2)  # still waiting for the CRM's answer, a whole window after the grant
+    waiting = ratelimit.acquire(destination, clock=clock)
     assert not waiting.granted and waiting.wait_seconds <= 0.25  # looks again soon
 
-    ratelimit.release(destination, slow.ticket)
-    after = ratelimit.acquire(destination)
-    assert not after.granted and 0.9 < after.wait_seconds <= 1.1 + ratelimit.SAFETY_MS / 1000
+    ratelimit.release(destination, slow.ticket, clock=clock)
+    after = ratelimit.acquire(destination, clock=clock)
+    assert not after.granted and after.wait_seconds == pytest.approx(1 + ratelimit.SAFETY_MS / 1000)
 
 
 def test_a_block_from_the_crm_stops_every_worker_until_it_ends():

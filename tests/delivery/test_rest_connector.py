@@ -14,8 +14,8 @@ import pytest
 from delivery.connectors.base import ConnectorError, Outcome, PushRecord
 from delivery.connectors.rest import RestConnector
 from delivery.models import Destination
-from leads.models import Lead
 from delivery.session import DestinationSession
+from leads.models import Lead
 
 pytestmark = pytest.mark.django_db
 

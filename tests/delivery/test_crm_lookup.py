@@ -17,15 +17,15 @@ from delivery.connectors.hubspot import HubSpotConnector
 from delivery.connectors.salesforce import QUERY_URL_BUDGET, SalesforceConnector
 from delivery.fieldmap import fields_default_ensure
 from delivery.models import Destination, DestinationField, LeadDelivery, PushJob
-from leads.models import Lead
-from delivery.session import DestinationSession
 from delivery.preflight import destination_fields_create
-from sandbox.salesforce import records as sandbox_salesforce
+from delivery.session import DestinationSession
+from leads.models import Lead, LeadDecision
 from sandbox.faults import request_log_count
 from sandbox.models import SandboxAssociation, SandboxContact, SandboxSalesforceRecord
+from sandbox.salesforce import records as sandbox_salesforce
 from sandbox.salesforce.schema import SANDBOX_USER_ID
-from leads.models import LeadDecision
-from tests.factories import deliver, hubspot_destination, lead as make_lead
+from tests.factories import deliver, hubspot_destination
+from tests.factories import lead as make_lead
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
