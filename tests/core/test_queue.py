@@ -15,7 +15,7 @@ class BrokenBroker:
 def test_a_broker_failure_after_commit_is_logged_not_raised(monkeypatch, caplog):
     monkeypatch.setattr(queue, "_process_broker", lambda: BrokenBroker())
 
-    with caplog.at_level(logging.ERROR, logger="crmsync.queue"):
+    with caplog.at_level(logging.ERROR, logger="core.queue"):
         queue._send("mapping.tasks.submission_process", 42)
 
     record = caplog.records[-1]
