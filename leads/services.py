@@ -1,4 +1,4 @@
-"""One person, one record: identity resolution, merging, companies, and the decision log.
+"""One person, one record: identity resolution, reviewer merges, re-evaluation and companies.
 
 Order of keys, strongest first: our external ID, the source's own record ID, the email (or an
 email the lead is known by), then first and last name with the company domain. The first key
