@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -26,6 +27,17 @@ class Source(models.Model):
         help_text="Web forms: a hidden field people leave empty; if filled, the submission is kept as spam.")
     ip_limit_per_minute = models.PositiveIntegerField(default=30, help_text="Web forms: requests per IP per minute.")
     source_limit_per_minute = models.PositiveIntegerField(default=1200, help_text="Web forms: requests per minute in all.")
+    idempotency_field = models.CharField(
+        max_length=100, blank=True, default="_idempotency_key",
+        help_text="Web forms: a hidden field holding a key made when the form loaded; a repeated key makes no "
+                  "second submission (the Idempotency-Key header works too). Empty: header only.")
+    success_url = models.URLField(
+        blank=True, help_text="Web forms posted by a browser: where the visitor goes once the submission is stored "
+                              "(303 See Other). Empty: a JSON answer.")
+    error_url = models.URLField(
+        blank=True, help_text="Web forms posted by a browser: where the visitor goes when the submission is refused "
+                              "(the reason is added as ?error=<code>). Empty: the success URL's page is not used "
+                              "and the JSON error is answered.")
     # Generic HMAC
     hmac_header = models.CharField(max_length=100, blank=True, default="X-Signature")
     hmac_algorithm = models.CharField(max_length=10, default="sha256",
@@ -143,6 +155,7 @@ class Submission(models.Model):
         PROCESSED = "processed", "Processed"  # mapped into a lead
         REJECTED = "rejected", "Rejected"  # kept with reasons for a reviewer
         SPAM = "spam", "Spam"  # the honeypot was filled: kept, never processed
+        DISMISSED = "dismissed", "Dismissed"  # a reviewer decided it is not a lead (the reason is kept)
 
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="submissions")
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -161,6 +174,11 @@ class Submission(models.Model):
     fetch_attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    field_overrides = models.JSONField(
+        default=dict, blank=True,
+        help_text="A reviewer's corrections of the source fields (name -> value), read over the payload when it "
+                  "is processed; the raw body and the payload stay as received (see its corrections).")
+    dismissed_reason = models.TextField(blank=True)
     # Both are NULL when a submission is inserted: a partial index (lead) or none (version,
     # whose rows are never deleted) keeps the intake's one INSERT from maintaining them.
     lead = models.ForeignKey(
@@ -186,10 +204,32 @@ class Submission(models.Model):
                 name="submission_unique_idempotency_key",
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["received", "processed", "rejected", "spam"]),
+                condition=Q(status__in=["received", "processed", "rejected", "spam", "dismissed"]),
                 name="submission_status_valid",
             ),
         ]
 
     def __str__(self) -> str:
         return f"Submission {self.pk} ({self.source.slug}, {self.status})"
+
+
+class SubmissionCorrection(models.Model):
+    """What a reviewer did to a submission and why: corrected source fields (old and new value)
+    or dismissed it. Never edited; the submission's raw body and payload are never changed."""
+
+    class Action(models.TextChoices):
+        CORRECT = "correct", "Corrected fields"
+        DISMISS = "dismiss", "Dismissed"
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="corrections")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    changes = models.JSONField(default=dict, blank=True, help_text="field -> [old value, new value].")
+    note = models.TextField(blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} submission {self.submission_id}"

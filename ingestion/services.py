@@ -116,7 +116,7 @@ def submission_insert(*, source_id: int, raw_body: bytes, content_type: str, pay
         source_id, ops.adapt_datetimefield_value(timezone.now()), status, ops.adapt_json_value([], None),
         raw_body, content_type, ops.adapt_json_value(payload, None), ops.adapt_json_value(headers, None),
         ops.adapt_ipaddressfield_value(remote_addr), user_agent, idempotency_key,
-        ops.adapt_json_value(notes, None), ops.adapt_json_value({}, None), 0,
+        ops.adapt_json_value(notes, None), ops.adapt_json_value({}, None), 0, ops.adapt_json_value({}, None), "",
     ]
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(connection.vendor), params)
@@ -124,7 +124,8 @@ def submission_insert(*, source_id: int, raw_body: bytes, content_type: str, pay
 
 
 _INSERT_COLUMNS = ("source", "received_at", "status", "reasons", "raw_body", "content_type", "payload", "headers",
-                   "remote_addr", "user_agent", "idempotency_key", "notes", "enrichment", "fetch_attempts")
+                   "remote_addr", "user_agent", "idempotency_key", "notes", "enrichment", "fetch_attempts",
+                   "field_overrides", "dismissed_reason")
 
 
 @functools.cache

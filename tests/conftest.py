@@ -2,6 +2,7 @@ import uuid
 
 import pytest
 
+from tests.browser import browser_page  # noqa: F401 -- the fixture, for every test folder
 from tests.stack import Stack
 
 
