@@ -8,11 +8,15 @@ kept in the project's webhook fixtures (tests/fixtures/webhooks/meta-leadgen-web
 
 from datetime import datetime
 from datetime import timezone as dt_timezone
+import hashlib
 import hmac
+import json
 import secrets
 import string
 import time
 from typing import Any, Iterable
+
+import requests
 
 from sandbox.models import SandboxMetaLead
 
@@ -123,6 +127,27 @@ def meta_webhook_body(*, leads: list[SandboxMetaLead]) -> dict:
         entry = entries.setdefault(lead.page_id, {"id": lead.page_id, "time": now, "changes": []})
         entry["changes"].append({"value": _leadgen_value(lead), "field": "leadgen"})
     return {"object": "page", "entry": list(entries.values())}
+
+
+def meta_webhook_send(*, leads: list[SandboxMetaLead], url: str, app_secret: str) -> dict[str, Any]:
+    """POST the leadgen notification for `leads` to `url`, signed as Meta signs it
+    (`X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body with the app secret>`).
+    Returns what came back, for the caller to show."""
+    body = json.dumps(meta_webhook_body(leads=leads), separators=(",", ":")).encode()
+    signature = "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    try:
+        answer = requests.post(url, data=body, timeout=(5, 30),
+                               headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature})
+    except requests.RequestException as exc:
+        return {"delivered": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"delivered": answer.ok, "status": answer.status_code, "body": answer.text[:2000]}
+
+
+def meta_test_lead_create(*, field_data: Any, access_token: str, page_id: str = "", form_id: str = "") -> SandboxMetaLead:
+    """What Meta's Lead Ads Testing Tool does: a new lead with a fresh leadgen ID on the page."""
+    leadgen_id = "".join(secrets.choice(string.digits) for _ in range(16))
+    return meta_lead_create(leadgen_id=leadgen_id, field_data=field_data, access_token=access_token,
+                            page_id=page_id or "sandbox-page", form_id=form_id or "sandbox-form")
 
 
 def _leadgen_value(lead: SandboxMetaLead) -> dict[str, Any]:

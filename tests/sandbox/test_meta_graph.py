@@ -169,3 +169,4 @@ def test_the_webhook_groups_leads_by_page(ada):
 
     assert [entry["id"] for entry in body["entry"]] == [ada.page_id, "777"]
     assert [[c["value"]["leadgen_id"] for c in entry["changes"]] for entry in body["entry"]] == [[ada.leadgen_id, "2"], ["3"]]
+
