@@ -1,17 +1,34 @@
 """The admin pages whose actions span stages, so they call the pipeline: the lead (its history
 across submissions, decisions, push jobs and the sync log; merge and re-evaluate) and the
-submission's "reprocess". Each stage's own pages live in that stage's admin module."""
+reviewer's work on a submission (reprocess, correct and reprocess, dismiss). Each stage's own
+pages live in that stage's admin module."""
 
 
+from collections import Counter
+from typing import Any
+
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html_join
 
 from audit.admin_mixins import ReadOnlyAdmin, pretty_json
-from crmsync.pipeline import leads_merge, leads_reevaluate, submission_reprocess
+from crmsync.pipeline import (
+    Corrected,
+    ReprocessReport,
+    leads_merge,
+    leads_reevaluate,
+    submission_correct_and_reprocess,
+    submission_fields,
+    submissions_reprocess,
+)
 from ingestion import admin as ingestion_admin
 from ingestion.models import Submission
+from ingestion.review import MAX_NAME_LENGTH, MAX_VALUE_LENGTH, submission_dismiss, submissions_dismiss, value_text
 from leads.models import Lead, LeadDecision, LeadIdentity
 from leads.services import MergeError
 
@@ -143,19 +160,211 @@ def _comparison(leads: list[Lead]) -> list[tuple[str, list]]:
     return [(Lead._meta.get_field(name).verbose_name, [getattr(lead, name) for lead in leads]) for name in names]
 
 
-class SubmissionAdmin(ingestion_admin.SubmissionAdmin):
-    """Reviewers work from the 'rejected' filter: fix the mapping, then reprocess."""
+class CorrectionForm(forms.Form):
+    """A rejected submission's source fields as editable rows (each row carries its field's
+    name, so the rows mean the same if the list changed since the page was shown), plus a few
+    empty rows to add a field the sender left out."""
 
-    actions = ["reprocess"]
+    NEW_ROWS = 3
+
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+                           help_text="Why, for whoever looks at this submission later (optional).")
+
+    def __init__(self, *args, fields: dict[str, Any], reasons: list[dict], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        named = [r["field"] for r in reasons if r.get("field")]
+        # A field a reason names but the payload lacks (a required one left out) gets a row too.
+        self.names = list(dict.fromkeys([*fields, *named]))
+        self.shown = {name: value_text(fields.get(name)) for name in self.names}
+        self.reasons = reasons
+        for index, name in enumerate(self.names):
+            text = self.shown[name]
+            widget = (forms.Textarea(attrs={"rows": 3, "cols": 60}) if "\n" in text or len(text) > 80
+                      else forms.TextInput(attrs={"size": 60}))
+            # No length limits here: a long value shown and left alone is no error. The service
+            # checks what changed.
+            self.fields[f"name_{index}"] = forms.CharField(initial=name, widget=forms.HiddenInput, strip=False)
+            self.fields[f"value_{index}"] = forms.CharField(initial=text, required=False, strip=False, label=name,
+                                                            widget=widget)
+        for index in range(self.NEW_ROWS):
+            self.fields[f"new_name_{index}"] = forms.CharField(required=False, max_length=MAX_NAME_LENGTH,
+                                                               widget=forms.TextInput(attrs={"size": 24}))
+            self.fields[f"new_value_{index}"] = forms.CharField(required=False, strip=False, max_length=MAX_VALUE_LENGTH,
+                                                                widget=forms.TextInput(attrs={"size": 60}))
+
+    def rows(self) -> list[tuple]:
+        """(name, value field, hidden name field, the reasons naming this field) per row."""
+        return [(name, self[f"value_{i}"], self[f"name_{i}"], [r.get("message", "") for r in self.reasons if r.get("field") == name])
+                for i, name in enumerate(self.names)]
+
+    def new_rows(self) -> list[tuple]:
+        return [(self[f"new_name_{i}"], self[f"new_value_{i}"]) for i in range(self.NEW_ROWS)]
+
+    def general_reasons(self) -> list[str]:
+        return [r.get("message", "") for r in self.reasons if r.get("field") not in self.names]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        values = {data[f"name_{i}"]: self._value(data[f"name_{i}"], data.get(f"value_{i}", ""))
+                  for i in range(len(self.names)) if data.get(f"name_{i}")}
+        for i in range(self.NEW_ROWS):
+            name, value = data.get(f"new_name_{i}", ""), data.get(f"new_value_{i}", "")
+            if not name and value:
+                self.add_error(f"new_name_{i}", "Name the field this value is for.")
+            elif name in values:
+                self.add_error(f"new_name_{i}", f"'{name}' is listed above: change its value there.")
+            elif name:
+                values[name] = value
+        data["changes"] = values
+        return data
+
+    def _value(self, name: str, sent: str) -> str:
+        # Browsers send a textarea's line breaks as CRLF: a value left alone must compare equal
+        # to what was shown, and a changed one keeps plain newlines.
+        shown, sent = self.shown.get(name, ""), sent.replace("\r\n", "\n")
+        return shown if sent == shown.replace("\r\n", "\n") else sent
+
+
+class DismissForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+                             help_text="Kept with the submission, e.g. 'a test from the agency', 'spam the honeypot missed'.")
+
+
+class SubmissionAdmin(ingestion_admin.SubmissionAdmin):
+    """Reviewers work from the 'rejected' filter: fix the mapping and reprocess, correct a
+    submission whose data is wrong (it is reprocessed at once), or dismiss one that is not a
+    lead. All three need `ingestion.reprocess_submission`, not any mapping permission."""
+
+    actions = ["reprocess", "dismiss"]
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/correct/", wrap(self.correct_view), name="ingestion_submission_correct"),
+            path("<int:pk>/dismiss/", wrap(self.dismiss_view), name="ingestion_submission_dismiss"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        submission = self.get_object(request, object_id)
+        can_review = bool(submission and submission.status == Submission.Status.REJECTED
+                          and self.has_reprocess_permission(request))
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "can_review": can_review})
 
     @admin.action(description="Reprocess with the current mapping", permissions=["reprocess"])
     def reprocess(self, request, queryset) -> None:
-        results = [submission_reprocess(submission_id=pk).status for pk in queryset.values_list("pk", flat=True)]
-        summary = ", ".join(f"{results.count(s)} {s}" for s in sorted(set(results)))
-        self.message_user(request, f"Reprocessed {len(results)} submissions: {summary}.")
+        report = submissions_reprocess(submission_ids=list(queryset.values_list("pk", flat=True)))
+        level = messages.SUCCESS if report.reprocessed and set(report.outcomes) == {"processed"} else messages.WARNING
+        self.message_user(request, reprocess_message(report), level)
+
+    @admin.action(description="Dismiss (not a lead; asks for a reason)", permissions=["reprocess"])
+    def dismiss(self, request, queryset):
+        form = DismissForm(request.POST if "reason" in request.POST else None)
+        if not form.is_valid():
+            ids = list(queryset.values_list("pk", flat=True))
+            return self._dismiss_page(request, form, selected=ids, title=f"Dismiss {len(ids)} submission(s)")
+        report = submissions_dismiss(submission_ids=list(queryset.values_list("pk", flat=True)),
+                                     reason=form.cleaned_data["reason"], actor=request.user)
+        text = f"{report.dismissed} dismissed"
+        if report.skipped:
+            text += f"; {_skipped(report.skipped)}: only rejected submissions can be dismissed"
+        self.message_user(request, text + ".", messages.SUCCESS if report.dismissed else messages.WARNING)
+        return None
+
+    def correct_view(self, request, pk: int):
+        submission = self._reviewable(request, pk)
+        if not isinstance(submission, Submission):
+            return submission
+        form = CorrectionForm(request.POST or None, fields=submission_fields(submission=submission),
+                              reasons=submission.reasons)
+        if request.method == "POST" and form.is_valid():
+            try:
+                done = submission_correct_and_reprocess(submission_id=pk, changes=form.cleaned_data["changes"],
+                                                        note=form.cleaned_data["note"], actor=request.user)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                return self._corrected(request, done)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": submission,
+                   "title": f"Correct submission {pk}", "form": form}
+        return TemplateResponse(request, "admin/ingestion/submission/correct.html", context)
+
+    def dismiss_view(self, request, pk: int):
+        submission = self._reviewable(request, pk)
+        if not isinstance(submission, Submission):
+            return submission
+        form = DismissForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                submission_dismiss(submission_id=pk, reason=form.cleaned_data["reason"], actor=request.user)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, f"Dismissed submission {pk}: {form.cleaned_data['reason'].strip()}")
+                return redirect("admin:ingestion_submission_change", pk)
+        return self._dismiss_page(request, form, original=submission, title=f"Dismiss submission {pk}")
+
+    def _dismiss_page(self, request, form: DismissForm, *, title: str, original: Submission | None = None,
+                      selected: list[int] | None = None) -> TemplateResponse:
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": title, "form": form,
+                   "original": original, "selected": selected or [], "action": "dismiss",
+                   "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+        return TemplateResponse(request, "admin/ingestion/submission/dismiss.html", context)
+
+    def _reviewable(self, request, pk: int):
+        """The rejected submission a reviewer may act on, or the answer to give instead."""
+        if not self.has_reprocess_permission(request):
+            raise PermissionDenied
+        submission = self.get_object(request, str(pk))
+        if submission is None:
+            raise Http404(f"No submission {pk}.")
+        if submission.status != Submission.Status.REJECTED:
+            messages.error(request, f"Only rejected submissions can be corrected or dismissed; submission {pk} is "
+                                    f"{submission.get_status_display().lower()}.")
+            return redirect("admin:ingestion_submission_change", pk)
+        return submission
+
+    def _corrected(self, request, done: Corrected):
+        submission, changed = done.submission, _changes_summary(done.correction.changes)
+        if submission.status == Submission.Status.PROCESSED:
+            messages.success(request, f"Corrected {changed} and reprocessed: processed into lead {submission.lead}.")
+        elif submission.status == Submission.Status.REJECTED:
+            reasons = "; ".join(r.get("message", "") for r in submission.reasons)
+            messages.warning(request, f"Corrected {changed} and reprocessed, but it is rejected again: {reasons}")
+            return redirect("admin:ingestion_submission_correct", submission.pk)
+        else:
+            messages.info(request, f"Corrected {changed}; it is {submission.get_status_display().lower()} and will "
+                                   "be processed when its data has been fetched.")
+        return redirect("admin:ingestion_submission_change", submission.pk)
 
     def has_reprocess_permission(self, request) -> bool:
         return request.user.has_perm("ingestion.reprocess_submission")
+
+
+# The status a reprocessed submission ended in, as the reviewer's message says it.
+OUTCOME_WORDS = {"processed": "processed", "rejected": "rejected again", "received": "waiting for its data"}
+
+
+def reprocess_message(report: ReprocessReport) -> str:
+    """'2 reprocessed: 1 processed, 1 rejected again' and, when some were left alone, why."""
+    text = f"{report.reprocessed} reprocessed"
+    if report.reprocessed:
+        text += ": " + ", ".join(f"{n} {OUTCOME_WORDS.get(status, status)}" for status, n in sorted(report.outcomes.items()))
+    if report.skipped:
+        text += ("; " if report.reprocessed else ": ") + f"only rejected submissions can be ({_skipped(report.skipped)})"
+    return text + "."
+
+
+def _skipped(skipped: Counter) -> str:
+    total = sum(skipped.values())
+    if len(skipped) == 1:
+        return f"{total} skipped: {next(iter(skipped))}"
+    return f"{total} skipped: " + ", ".join(f"{n} {status}" for status, n in sorted(skipped.items()))
+
+
+def _changes_summary(changes: dict) -> str:
+    return "; ".join(f"{name} ({value_text(old) or 'empty'!r} → {value_text(new) or 'empty'!r})"
+                     for name, (old, new) in changes.items())
 
 
 admin.site.unregister(Submission)

@@ -6,19 +6,25 @@ Tasks and admin actions that span stages call these functions.
     ingestion (Submission) -> mapping (values) -> leads (Lead) -> delivery (PushJob) -> CRM
 """
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 import logging
+from typing import Any
 
 from django.db import transaction
 
 from core.queue import enqueue
 from delivery.services import crm_records_of, push_jobs_due_exist, push_jobs_enqueue, push_jobs_stop
 from ingestion.meta import Fetch, meta_leads_fetch
-from ingestion.models import Submission
+from ingestion.models import Submission, SubmissionCorrection
+from ingestion.review import submission_correct
 from ingestion.services import submission_finish, submission_reopen, submission_waiting_for_retry, submissions_claim
 from leads import services as leads
 from leads.models import Lead
-from mapping.services import submission_map
+from mapping.extractors import shape_for_kind
+from mapping.models import MappingSet
+from mapping.services import source_fields, submission_map
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +77,65 @@ def submission_reprocess(*, submission_id: int) -> Submission:
     made."""
     submission_reopen(submission_id=submission_id)
     return submission_process(submission_id=submission_id)
+
+
+@dataclass
+class ReprocessReport:
+    """What reprocessing a selection did: the status each reopened submission ended in, and
+    the status of each one left alone (only rejected submissions are reprocessed)."""
+
+    outcomes: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+
+    @property
+    def reprocessed(self) -> int:
+        return sum(self.outcomes.values())
+
+
+def submissions_reprocess(*, submission_ids: Iterable[int]) -> ReprocessReport:
+    """Reprocess each rejected submission of a selection (see submission_reprocess) and say
+    what became of each, and which were left alone because they were not rejected."""
+    report = ReprocessReport()
+    for submission_id in submission_ids:
+        if submission_reopen(submission_id=submission_id):
+            report.outcomes[submission_process(submission_id=submission_id).status] += 1
+        else:
+            status = Submission.objects.filter(pk=submission_id).values_list("status", flat=True).first()
+            report.skipped[status or "deleted"] += 1
+    return report
+
+
+def submission_fields(*, submission: Submission) -> dict[str, Any]:
+    """The flat source fields a submission offers its mapping, with a reviewer's corrections
+    over them: what a reviewer sees and corrects. The shape is the one the source's published
+    mapping reads (the one that processed it if the source has none now)."""
+    return source_fields(submission=submission, shape=_shape_of(submission))
+
+
+def _shape_of(submission: Submission) -> str:
+    mapping_set = (MappingSet.objects.filter(source_id=submission.source_id, is_active=True)
+                   .select_related("published").first())
+    version = mapping_set.published if mapping_set and mapping_set.published else submission.mapping_version
+    return version.config["shape"] if version else shape_for_kind(submission.source.kind)
+
+
+@dataclass
+class Corrected:
+    correction: SubmissionCorrection
+    submission: Submission  # as reprocessing left it: processed, rejected again, or waiting
+
+
+def submission_correct_and_reprocess(*, submission_id: int, changes: dict[str, str], note: str = "",
+                                     actor=None) -> Corrected:
+    """A reviewer's fix of a rejected submission's data: record the corrected source fields
+    (ingestion.review.submission_correct: old and new values, who, why; the raw body and the
+    payload stay as received), then send it through the current mapping again. The correction
+    is committed first: if reprocessing is interrupted, the submission is left 'received' with
+    its correction and the sweeper processes it."""
+    submission = Submission.objects.select_related("source", "mapping_version").get(pk=submission_id)
+    correction = submission_correct(submission_id=submission_id, changes=changes, note=note, actor=actor,
+                                    current=submission_fields(submission=submission))
+    return Corrected(correction, submission_reprocess(submission_id=submission_id))
 
 
 # --- Leads a reviewer acts on --------------------------------------------------------------

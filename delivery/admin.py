@@ -1,10 +1,12 @@
 """The delivery stage's admin: destinations with their field maps (credentials write-only,
 test, preflight, create missing fields, pause, resume) and the outbox (push jobs, retry)."""
 
+from collections import Counter
 import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -29,18 +31,38 @@ CREDENTIALS = {
 SECRET_INPUTS = ("token", "client_id", "client_secret", "refresh_token", "username", "private_key", "signing_secret")
 
 
+class CredentialState:
+    """Shows next to a write-only credential input whether one is stored ("set" or "not set"),
+    never its value."""
+
+    state = "not set"
+
+    def render(self, name, value, attrs=None, renderer=None):
+        html = super().render(name, value, attrs, renderer)
+        css = self.state.replace(" ", "-")
+        return format_html('{} <span class="credential-state credential-{}">{}</span>', html, css, self.state)
+
+
+class CredentialInput(CredentialState, forms.PasswordInput):
+    def __init__(self, attrs=None) -> None:
+        super().__init__(attrs, render_value=False)
+
+
+class CredentialTextarea(CredentialState, forms.Textarea):
+    pass
+
+
 class DestinationForm(forms.ModelForm):
     base_url = forms.URLField(assume_scheme="https", help_text=Destination._meta.get_field("base_url").help_text)
-    token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                            help_text="Private-app or bearer token.")
-    client_id = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+    token = forms.CharField(required=False, widget=CredentialInput, help_text="Private-app or bearer token.")
+    client_id = forms.CharField(required=False, widget=CredentialInput,
                                 help_text="OAuth client ID / Salesforce consumer key.")
-    client_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
-    refresh_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), help_text="HubSpot OAuth.")
-    username = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), help_text="Salesforce JWT bearer.")
-    private_key = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+    client_secret = forms.CharField(required=False, widget=CredentialInput)
+    refresh_token = forms.CharField(required=False, widget=CredentialInput, help_text="HubSpot OAuth.")
+    username = forms.CharField(required=False, widget=CredentialInput, help_text="Salesforce JWT bearer.")
+    private_key = forms.CharField(required=False, widget=CredentialTextarea(attrs={"rows": 3}),
                                   help_text="Salesforce JWT bearer: the connected app's private key (PEM). Never shown again.")
-    signing_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+    signing_secret = forms.CharField(required=False, widget=CredentialInput,
                                      help_text="REST: HMAC-SHA256 secret for the signature header.")
 
     class Meta:
@@ -52,10 +74,16 @@ class DestinationForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        stored = self._stored()
+        unreadable = bool(self.instance.credentials_encrypted) and not stored
         for name in SECRET_INPUTS:
-            stored = self.instance.pk and name in self._stored()
-            self.fields[name].help_text = ("Stored encrypted; leave empty to keep it. " if stored else
-                                           "Stored encrypted and never shown again. ") + self.fields[name].help_text
+            field = self.fields[name]
+            field.widget.state = "unreadable" if unreadable else "set" if stored.get(name) else "not set"
+            field.help_text = ("Stored encrypted; leave empty to keep it. " if stored.get(name) else
+                               "Stored encrypted and never shown again. ") + field.help_text
+        if unreadable:
+            self.fields["token"].help_text += (" The stored credentials cannot be decrypted with the current "
+                                               "CRMSYNC_ENCRYPTION_KEYS: enter them again.")
 
     def _stored(self) -> dict:
         try:
@@ -103,6 +131,8 @@ class DestinationFieldInline(admin.TabularInline):
     model = DestinationField
     extra = 1
     fields = ("object", "source", "target", "value_map", "default")
+    # Most lines have no value map: a two-line box keeps the table inside a 1280 px page.
+    formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 30})}}
 
 
 @admin.register(Destination)
@@ -180,14 +210,22 @@ class DestinationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause")
     def pause(self, request, queryset) -> None:
-        for destination in queryset:
+        destinations = list(queryset)
+        running = [destination for destination in destinations if not destination.is_paused]
+        for destination in running:
             destination_pause(destination=destination, reason=f"paused by {request.user.get_username()}")
-        self.message_user(request, f"Paused {queryset.count()} destination(s); their jobs wait.", messages.SUCCESS)
+        already = len(destinations) - len(running)
+        text = f"Paused {len(running)} destination(s); their jobs wait"
+        self.message_user(request, text + (f" ({already} already paused)." if already else "."), messages.SUCCESS)
 
     @admin.action(description="Resume")
     def resume(self, request, queryset) -> None:
-        waiting = sum(destination_resume(destination=destination) for destination in queryset)
-        self.message_user(request, f"Resumed; {waiting} waiting job(s) are due now.", messages.SUCCESS)
+        destinations = list(queryset)
+        paused = sum(d.is_paused for d in destinations)
+        waiting = sum(destination_resume(destination=destination) for destination in destinations)
+        text = f"Resumed {paused} destination(s); {waiting} waiting job(s) are due now"
+        not_paused = len(destinations) - paused
+        self.message_user(request, text + (f" ({not_paused} were not paused)." if not_paused else "."), messages.SUCCESS)
 
 
 def _failure(exc: Exception) -> str:
@@ -212,8 +250,8 @@ class PushJobAdmin(ReadOnlyAdmin):
     fields = readonly_fields
     actions = ["retry_now"]
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        # Needed for actions; every field stays read-only.
+    def has_retry_permission(self, request) -> bool:
+        # The action's own permission, so the job's page stays read-only ("View push job").
         return request.user.has_perm("delivery.change_pushjob")
 
     @admin.display(description="last error")
@@ -225,9 +263,30 @@ class PushJobAdmin(ReadOnlyAdmin):
         url = reverse("admin:audit_synclog_changelist") + f"?push_job__id__exact={obj.pk}"
         return format_html('<a href="{}">every call for this job</a>', url)
 
-    @admin.action(description="Retry now / replay (review and dead letters start over)")
+    @admin.action(description="Retry now / replay (review and dead letters start over)", permissions=["retry"])
     def retry_now(self, request, queryset) -> None:
-        count = push_jobs_retry(jobs=queryset)
-        skipped = queryset.count() - count
-        note = f"; {skipped} skipped (in progress, succeeded, or a newer job is pending)" if skipped else ""
-        self.message_user(request, f"{count} job(s) queued again{note}.", messages.SUCCESS)
+        # The selection is fixed before the retry: the changelist's queryset is re-evaluated on
+        # every use, and a filtered list (status = dead) no longer holds the jobs just retried.
+        selected = dict(queryset.values_list("pk", "status"))
+        count = push_jobs_retry(jobs=PushJob.objects.filter(pk__in=selected))
+        self.message_user(request, retry_message(selected, count), messages.SUCCESS if count else messages.WARNING)
+
+
+# Why push_jobs_retry leaves a job alone, by the status it had.
+NOT_RETRIED = {PushJob.Status.IN_PROGRESS: "in progress", PushJob.Status.SUCCEEDED: "succeeded"}
+
+
+def retry_message(selected: dict[int, str], count: int) -> str:
+    """'2 job(s) queued again; 1 skipped: succeeded'. The reasons come from the statuses the
+    jobs had; a job of another status that was not retried has a newer pending job."""
+    skipped = max(len(selected) - count, 0)
+    text = f"{count} job(s) queued again"
+    if not skipped:
+        return text + "."
+    reasons = Counter(NOT_RETRIED[status] for status in selected.values() if status in NOT_RETRIED)
+    newer = skipped - sum(reasons.values())
+    if newer < 0:  # a job changed status meanwhile: the reasons read before no longer add up
+        return text + f"; {skipped} skipped (in progress, succeeded, or a newer job is pending)."
+    if newer:
+        reasons["a newer job for the lead is pending"] = newer
+    return text + f"; {skipped} skipped: " + ", ".join(f"{n} {why}" for why, n in reasons.items()) + "."

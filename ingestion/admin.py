@@ -1,13 +1,21 @@
+import json
+import shlex
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Q
-from django.utils.html import format_html, format_html_join
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import escape, format_html, format_html_join
 
 from audit.admin_mixins import ReadOnlyAdmin, pretty_json
 from ingestion.credentials import source_secret_add
-from ingestion.models import Source, SourceCounter, SourceSecret, Submission
+from ingestion.models import Source, SourceCounter, SourceSecret, Submission, SubmissionCorrection
+from ingestion.presets import FORM, MULTIPART, Auth
+from ingestion.review import value_text
+from ingestion.services import API_KEY_HEADER
 
 COUNTED = ("accepted", "duplicate", "refused_auth", "throttled", "oversize", "spam")
 
@@ -45,15 +53,31 @@ class SourceAdmin(admin.ModelAdmin):
     search_fields = ("name", "slug")
     inlines = [SourceSecretInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    readonly_fields = ("intake_url", "preset_summary", "request_counts")
+    # The intake URL is in the "Send leads here" box (templates/admin/ingestion/source/change_form.html).
+    readonly_fields = ("preset_summary", "request_counts")
     fieldsets = (
-        (None, {"fields": ("name", "slug", "kind", "auth", "is_active", "intake_url", "preset_summary", "request_counts")}),
+        (None, {"fields": ("name", "slug", "kind", "auth", "is_active", "preset_summary", "request_counts")}),
         ("Limits", {"fields": ("max_body_bytes",)}),
-        ("Public web form", {"fields": ("allowed_origins", "honeypot_field", "ip_limit_per_minute", "source_limit_per_minute")}),
+        ("Public web form", {"fields": ("allowed_origins", "honeypot_field", "idempotency_field", "success_url",
+                                        "error_url", "ip_limit_per_minute", "source_limit_per_minute")}),
         ("Generic HMAC", {"classes": ("collapse",), "fields": ("hmac_header", "hmac_algorithm", "hmac_encoding", "hmac_prefix",
                                                                "hmac_timestamp_header", "hmac_window_seconds")}),
         ("Meta Lead Ads", {"classes": ("collapse",), "fields": ("graph_base_url",)}),
     )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        # The admin prints help text as HTML; ours is plain text that shows placeholders
+        # like ?error=<code>, which would otherwise open a tag and restyle the whole page.
+        if formfield is not None:
+            formfield.help_text = escape(formfield.help_text)
+        return formfield
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        source = self.get_object(request, object_id)
+        if source is not None:
+            extra_context = {**(extra_context or {}), "intake": intake_guide(request, source)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request):
         stored = {
@@ -87,10 +111,6 @@ class SourceAdmin(admin.ModelAdmin):
             messages.warning(request, f"New {secret.get_purpose_display()} for {source.name}: {plaintext} "
                                       "(copy it now; it is stored hashed and will not be shown again)")
         return secret
-
-    @admin.display(description="intake URL")
-    def intake_url(self, obj: Source) -> str:
-        return obj.intake_path if obj.pk else "(after saving)"
 
     @admin.display(description="preset")
     def preset_summary(self, obj: Source) -> str:
@@ -135,6 +155,104 @@ def _count(source: Source, name: str) -> int:
     return next((c.count for c in source.counters.all() if c.outcome == name), 0)
 
 
+# --- The "Send leads here" box of the source page -------------------------------------------
+
+SAMPLE_FIELDS = {"email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace"}
+SIGNED_BY_PROVIDER = ("Paste this URL as the webhook endpoint in {provider}, and add the signing secret {provider} "
+                      "shows you under Source secrets below: {provider} signs every delivery, and unsigned requests "
+                      "are refused (401).")
+
+
+def intake_guide(request: HttpRequest, source: Source) -> dict:
+    """What the source page shows a person wiring a sender to this source: the full intake URL
+    as the sender must call it (from the request, so it is this server's address), ready
+    snippets for its kind, and where its mapping is."""
+    url = request.build_absolute_uri(source.intake_path)
+    guide = {"url": url, "mapping": _mapping_links(source), "note": "", "curl": "", "html": ""}
+    method = source.auth_method
+    if method == Auth.SIGNATURE:
+        guide["note"] = SIGNED_BY_PROVIDER.format(provider=source.preset.label)
+        if source.kind == "meta_lead_ads":
+            guide["note"] += (" Meta first checks the URL with a GET: give it the Meta verify token you add below.")
+    elif method == Auth.GENERIC_HMAC:
+        guide["curl"] = _curl_hmac(source, url)
+    else:
+        guide["curl"] = _curl(source, url)
+    if method == Auth.NONE:
+        guide["html"] = _html_form(source, url)
+    return guide
+
+
+def _mapping_links(source: Source) -> list[tuple[str, str]]:
+    # By URL name and the reverse relation: the mapping stage comes after this one, so nothing
+    # of it is imported here.
+    links = []
+    active = source.mapping_sets.filter(is_active=True).first()
+    if active is not None:
+        links.append((f"{active} (the active mapping)", reverse("admin:mapping_mappingset_change", args=[active.pk])))
+    changelist = reverse("admin:mapping_mappingset_changelist") + f"?source__id__exact={source.pk}"
+    links.append(("every mapping of this source", changelist))
+    return links
+
+
+def _curl(source: Source, url: str) -> str:
+    lines = [f"curl -X POST {shlex.quote(_with_token(source, url))}"]
+    if source.auth_method == Auth.API_KEY:
+        lines.append(f"-H {shlex.quote(API_KEY_HEADER + ': <your API key>')}")
+    if source.auth_method == Auth.NONE and source.origins:
+        lines.append(f"-H {shlex.quote('Origin: ' + source.origins[0])}")
+    lines.append("-H 'Idempotency-Key: <a key unique to this lead, e.g. your record ID>'")
+    lines.extend(_body_arguments(source))
+    return " \\\n  ".join(lines)
+
+
+def _curl_hmac(source: Source, url: str) -> str:
+    options = source.hmac_options()
+    timed = bool(options.timestamp_header)
+    digest = (f"openssl dgst -{options.algorithm} -hmac \"$SECRET\" -binary | openssl base64 -A"
+              if options.encoding == "base64" else f"openssl dgst -{options.algorithm} -hmac \"$SECRET\" | sed 's/^.*= //'")
+    message = '"$ts.$body"' if timed else '"$body"'
+    lines = ["SECRET='<the signing secret>'", f"body={shlex.quote(json.dumps(SAMPLE_FIELDS))}"]
+    if timed:
+        lines.append("ts=$(date +%s)")
+    lines.append(f"sig=$(printf '%s' {message} | {digest})")
+    curl = [f"curl -X POST {shlex.quote(url)}", "-H 'Content-Type: application/json'",
+            f'-H "{options.header}: {options.prefix}$sig"']
+    if timed:
+        curl.append(f'-H "{options.timestamp_header}: $ts"')
+    curl.append('--data-binary "$body"')
+    return "\n".join(lines) + "\n" + " \\\n  ".join(curl)
+
+
+def _with_token(source: Source, url: str) -> str:
+    return f"{url}?token=<your URL token>" if source.auth_method == Auth.URL_TOKEN else url
+
+
+def _body_arguments(source: Source) -> list[str]:
+    content_type = source.preset.content_types[0]
+    if content_type in FORM + MULTIPART:
+        flag = "-F" if content_type in MULTIPART else "--data-urlencode"
+        return [f"{flag} {shlex.quote(f'{name}={value}')}" for name, value in SAMPLE_FIELDS.items()]
+    return ["-H 'Content-Type: application/json'", f"--data {shlex.quote(json.dumps(SAMPLE_FIELDS))}"]
+
+
+def _html_form(source: Source, url: str) -> str:
+    lines = [f'<form action="{escape(url)}" method="post">',
+             '  <input type="email" name="email" required>',
+             '  <input type="text" name="first_name">']
+    if source.idempotency_field:
+        lines += ["  <!-- A key made when the page loads: a double click or a resent form makes no second lead. -->",
+                  f'  <input type="hidden" name="{escape(source.idempotency_field)}">',
+                  "  <script>document.currentScript.previousElementSibling.value = self.crypto && crypto.randomUUID"
+                  " ? crypto.randomUUID() : Date.now() + '-' + Math.random().toString(36).slice(2);</script>"]
+    if source.honeypot_field:
+        lines += ["  <!-- Hidden from people; a bot that fills it in is kept as spam, not as a lead. -->",
+                  f'  <input type="text" name="{escape(source.honeypot_field)}" tabindex="-1" autocomplete="off" '
+                  'aria-hidden="true" style="position:absolute; left:-9999px">']
+    lines += ['  <button type="submit">Send</button>', "</form>"]
+    return "\n".join(lines)
+
+
 @admin.register(SourceCounter)
 class SourceCounterAdmin(ReadOnlyAdmin):
     list_display = ("source", "outcome", "count", "last_at", "last_reason")
@@ -150,14 +268,33 @@ class SubmissionAdmin(ReadOnlyAdmin):
     list_select_related = ("source", "lead")
     date_hierarchy = "received_at"
     search_fields = ("=id", "idempotency_key")
-    fields = ("source", "status", "received_at", "processed_at", "lead", "mapping_version", "reasons_pretty", "payload_pretty",
-              "enrichment_pretty", "notes", "headers_pretty", "content_type", "remote_addr", "user_agent",
-              "idempotency_key", "fetch_attempts", "raw_body_text")
+    fields = ("source", "status", "received_at", "processed_at", "lead", "mapping_version", "reasons_pretty",
+              "dismissed_reason", "corrections_table", "overrides_pretty", "payload_pretty", "enrichment_pretty",
+              "notes", "headers_pretty", "content_type", "remote_addr", "user_agent", "idempotency_key",
+              "fetch_attempts", "raw_body_text")
     readonly_fields = fields
 
     @admin.display(description="reasons")
     def short_reasons(self, obj: Submission) -> str:
+        if obj.status == Submission.Status.DISMISSED:
+            return f"dismissed: {obj.dismissed_reason}"
         return "; ".join(r.get("message", "") for r in obj.reasons)
+
+    @admin.display(description="corrections")
+    def corrections_table(self, obj: Submission) -> str:
+        # Shown here rather than as an inline: a reviewer needs no permission on the
+        # correction model to see who changed what.
+        rows = [(c.created_at.strftime("%Y-%m-%d %H:%M:%S"), c.actor or "—", c.get_action_display(),
+                 _changes_text(c.changes), c.note or "—") for c in obj.corrections.select_related("actor")]
+        if not rows:
+            return "—"
+        head = format_html_join("", "<th>{}</th>", ((label,) for label in ("when", "who", "what", "changes", "note")))
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows)
+        return format_html('<table class="corrections"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
+
+    @admin.display(description="corrected fields (read over the payload)")
+    def overrides_pretty(self, obj: Submission) -> str:
+        return pretty_json(obj.field_overrides) if obj.field_overrides else "—"
 
     @admin.display(description="reasons")
     def reasons_pretty(self, obj: Submission) -> str:
@@ -178,3 +315,23 @@ class SubmissionAdmin(ReadOnlyAdmin):
     @admin.display(description="raw body")
     def raw_body_text(self, obj: Submission) -> str:
         return format_html("<pre>{}</pre>", bytes(obj.raw_body).decode("utf-8", errors="replace"))
+
+
+def _changes_text(changes: dict) -> str:
+    return "; ".join(f"{name}: {value_text(old) or '(empty)'} → {value_text(new) or '(empty)'}"
+                     for name, (old, new) in changes.items()) or "—"
+
+
+@admin.register(SubmissionCorrection)
+class SubmissionCorrectionAdmin(ReadOnlyAdmin):
+    """Every reviewer correction and dismissal, for an audit across submissions."""
+
+    list_display = ("created_at", "submission", "action", "actor", "note")
+    list_filter = ("action",)
+    list_select_related = ("submission__source", "actor")
+    fields = ("submission", "action", "changes_text", "note", "actor", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="changes")
+    def changes_text(self, obj: SubmissionCorrection) -> str:
+        return _changes_text(obj.changes)

@@ -1,8 +1,10 @@
 """The sandbox CRM's tables in the Django admin: records read-only, settings and faults editable."""
 
+from django import forms
 from django.contrib import admin
 
 from audit.admin_mixins import ReadOnlyAdmin, pretty_json
+from sandbox.faults import CRMS
 from sandbox.models import (
     SandboxAccessToken,
     SandboxAssociation,
@@ -17,6 +19,29 @@ from sandbox.models import (
     SandboxSalesforceRecord,
     SandboxSettings,
 )
+
+CRM_LABELS = {"hubspot": "HubSpot", "salesforce": "Salesforce"}
+
+
+def crm_choice() -> forms.ChoiceField:
+    """The simulated CRMs as a list to pick from: a typo in free text made a rule nothing read."""
+    return forms.ChoiceField(choices=[(crm, CRM_LABELS.get(crm, crm)) for crm in CRMS], label="CRM")
+
+
+class SandboxFaultsForm(forms.ModelForm):
+    crm = crm_choice()
+
+    class Meta:
+        model = SandboxFaults
+        fields = "__all__"
+
+
+class SandboxSettingsForm(forms.ModelForm):
+    crm = crm_choice()
+
+    class Meta:
+        model = SandboxSettings
+        fields = "__all__"
 
 
 class SandboxRecordAdmin(ReadOnlyAdmin):
@@ -83,6 +108,8 @@ class SandboxRateWindowAdmin(ReadOnlyAdmin):
 class SandboxSettingsAdmin(admin.ModelAdmin):
     """Editable, so a demo can slow the CRM down or make it hit its limits."""
 
+    form = SandboxSettingsForm
+
     list_display = ("crm", "rate_limit_max", "rate_limit_interval_ms", "daily_limit", "search_limit_per_second",
                     "reply_delay_ms", "token_lifetime_seconds", "duplicate_rule_enabled")
 
@@ -90,6 +117,8 @@ class SandboxSettingsAdmin(admin.ModelAdmin):
 @admin.register(SandboxFaults)
 class SandboxFaultsAdmin(admin.ModelAdmin):
     """Editable, like `manage.py sandbox_faults`; the model's clean() keeps the rates' sum at most 1."""
+
+    form = SandboxFaultsForm
 
     list_display = ("crm", "seed", "error_rate", "rate_limit_rate", "lock_rate", "timeout_rate", "timeout_seconds",
                     "lost_reply_rate", "latency_ms", "updated_at")
