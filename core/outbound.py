@@ -6,6 +6,7 @@ Calls to a destination go through its `delivery.session.DestinationSession`, a
 `requests.Session` built on this module's timeouts.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 import logging
 import random
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 log = logging.getLogger(__name__)
 _local = threading.local()
@@ -30,7 +32,9 @@ class OutboundError(Exception):
 @dataclass(frozen=True)
 class Response:
     status: int
-    headers: dict[str, str]
+    # Case-insensitive, as HTTP header names are: a proxy or an HTTP/2 hop may send
+    # "retry-after" where the CRM wrote "Retry-After", and readers look names up as documented.
+    headers: Mapping[str, str]
     body: Any  # parsed JSON, or the text when the body is not JSON
     duration_ms: int
 
@@ -60,13 +64,15 @@ def request(method: str, url: str, *, headers: dict[str, str] | None = None, jso
     except requests.RequestException as exc:
         raise OutboundError(f"{type(exc).__name__}: {exc}") from exc
     duration_ms = int((time.monotonic() - started) * 1000)
-    return Response(raw.status_code, dict(raw.headers), body_of(raw), duration_ms)
+    return Response(raw.status_code, CaseInsensitiveDict(raw.headers), body_of(raw), duration_ms)
 
 
 def body_of(raw: requests.Response) -> Any:
     try:
         return raw.json()
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: JSON nested deeper than the parser's stack (a broken or hostile
+        # answer); keep it as text rather than crash the worker.
         return raw.text
 
 

@@ -2,7 +2,7 @@
 
 import logging
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -13,18 +13,30 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ingestion import services
+from ingestion import services, webforms
 from ingestion.parsing import IntakeError, read_body
+from ingestion.presets import META_KIND
 
 log = logging.getLogger(__name__)
 
-ErrorSerializer = inline_serializer("Error", {"error": serializers.CharField(), "detail": serializers.CharField()})
-AcceptedSerializer = inline_serializer(
-    "Accepted", {"id": serializers.IntegerField(), "status": serializers.ChoiceField(choices=["accepted"])})
+ErrorSerializer = inline_serializer("Error", {
+    "error": serializers.CharField(), "detail": serializers.CharField(),
+    "fields": serializers.DictField(child=serializers.CharField(), required=False,
+                                   help_text="Messages about particular form fields, by field name."),
+})
+AcceptedSerializer = inline_serializer("Accepted", {
+    "id": serializers.IntegerField(help_text="The stored submission (Meta Lead Ads: the first of `ids`)."),
+    "status": serializers.ChoiceField(choices=["accepted"]),
+    "ids": serializers.ListField(child=serializers.IntegerField(), required=False,
+                                 help_text="Meta Lead Ads: one submission per leadgen_id in the notification."),
+    "redirect": serializers.URLField(required=False, help_text="Web forms with a thank-you URL: where to send the visitor."),
+})
 _ERRORS = {
     code: OpenApiResponse(ErrorSerializer, description=text)
     for code, text in {
-        400: "Malformed body (malformed_json, invalid_payload, bad_encoding, empty_body, malformed_multipart).",
+        400: "Malformed body (malformed_json, invalid_payload, bad_encoding, empty_body, malformed_multipart), "
+             "a body over the nesting or size limits (invalid_payload), or a Host this server does not answer for "
+             "(bad_host).",
         401: "Authentication failed (missing or wrong API key, URL token or signature).",
         403: "Origin not allowed, or Meta verification failed.",
         404: "No active source has this slug.",
@@ -32,6 +44,8 @@ _ERRORS = {
         413: "Body over the source's size limit.",
         415: "Content type not accepted by this source.",
         429: "Throttled; see Retry-After.",
+        500: "An unexpected error (server_error); nothing was acknowledged, so retry.",
+        503: "The submission could not be stored this time (busy); see Retry-After.",
     }.items()
 }
 
@@ -61,8 +75,10 @@ class SubmissionCreateView(APIView):
         operation_id="submission_create",
         summary="Send a lead",
         description="Stores the submission verbatim and answers 202 once it is committed. "
-        "An Idempotency-Key header (or the provider's own event ID) makes retries safe: a "
-        "repeated key gets the first answer again and creates nothing.",
+        "An Idempotency-Key header (or a web form's hidden key field, or the provider's own event ID, or for "
+        "senders that send none a hash of the content) makes retries safe: a repeated key gets the first "
+        "answer again and creates nothing. A browser's plain form post (form-encoded or multipart, asking for "
+        "text/html) to a web form with a thank-you URL is answered 303 See Other instead.",
         request={"application/json": OpenApiTypes.OBJECT, "application/x-www-form-urlencoded": OpenApiTypes.OBJECT},
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
@@ -71,7 +87,8 @@ class SubmissionCreateView(APIView):
             OpenApiParameter("token", str, OpenApiParameter.QUERY, required=False,
                              description="For sources authenticated by URL token."),
         ],
-        responses={202: AcceptedSerializer, **_ERRORS},
+        responses={202: AcceptedSerializer, 303: OpenApiResponse(description="A browser's plain form post: to the "
+                   "source's thank-you URL, or its error URL with ?error=<code>."), **_ERRORS},
         examples=[OpenApiExample("Web form", value={"email": "ada@example.com", "first_name": "Ada"}, request_only=True)],
     )
     def post(self, request: Request, slug: str) -> HttpResponse:
@@ -80,7 +97,11 @@ class SubmissionCreateView(APIView):
 
     @extend_schema(
         operation_id="meta_verification",
-        summary="Meta's webhook verification handshake",
+        summary="Meta's webhook verification handshake (Meta Lead Ads sources only)",
+        description="Answered only by sources of kind `meta_lead_ads` (listed in `x-source-kinds`): it echoes "
+        "`hub.challenge` when `hub.verify_token` is the source's verify token. Every other kind of source "
+        "answers 405 `method_not_allowed`.",
+        extensions={"x-source-kinds": [META_KIND]},
         parameters=[OpenApiParameter(name, str, OpenApiParameter.QUERY, required=False)
                     for name in ("hub.mode", "hub.verify_token", "hub.challenge")],
         responses={(200, "text/plain"): OpenApiTypes.STR, 403: _ERRORS[403], 404: _ERRORS[404], 405: _ERRORS[405]},
@@ -103,10 +124,10 @@ class SubmissionCreateView(APIView):
         return Response(status=answer.status, headers=answer.headers)
 
 
-def submission_post(request: HttpRequest, slug: str) -> JsonResponse:
+def submission_post(request: HttpRequest, slug: str) -> HttpResponse:
     """The intake itself, as a plain Django view: the hottest path skips DRF's request
-    wrapping, negotiation and rendering, which it does not need (it reads raw bytes and always
-    answers JSON)."""
+    wrapping, negotiation and rendering, which it does not need (it reads raw bytes and
+    answers JSON, or a redirect to a browser's plain form post: ingestion.webforms)."""
     try:
         source = services.source_for_intake(slug=slug)
     except IntakeError as exc:
@@ -115,9 +136,15 @@ def submission_post(request: HttpRequest, slug: str) -> JsonResponse:
         body = _read(request, source.max_body_bytes)
     except IntakeError as exc:
         services.source_count(source=source, outcome=exc.outcome, reason=exc.code)
-        return _json(exc.as_json(), exc.status, exc.headers)
-    answer = services.submission_intake(source=source, inbound=_inbound(request, body))
+        cors = services.cors_headers(source=source, origin=request.headers.get("Origin", ""))
+        answer = services.Answer(exc.status, exc.as_json(), {**cors, **exc.headers})
+    else:
+        answer = services.submission_intake(source=source, inbound=_inbound(request, body))
     log.info("intake", extra={"source": slug, "status": answer.status, "submission": answer.body.get("id")})
+    if webforms.is_browser_form_post(request, source):
+        target = webforms.redirect_target(source, answer.status, answer.body.get("error", ""))
+        if target:
+            return HttpResponseRedirect(target, status=303)
     return _json(answer.body, answer.status, answer.headers)
 
 

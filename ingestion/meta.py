@@ -12,10 +12,9 @@ from django.utils import timezone
 
 from core import outbound
 from ingestion.models import SourceSecret, Submission
-from ingestion.presets import idempotency_key_from
+from ingestion.presets import META_KIND, idempotency_key_from
 from ingestion.services import active_secrets
 
-META_KIND = "meta_lead_ads"
 # Graph error codes that mean "try again later": unknown/service errors and rate limits.
 _TRANSIENT_GRAPH_CODES = {1, 2, 4, 17, 32, 341, 613}
 

@@ -5,7 +5,7 @@ goes out after the commit. Workers find new submissions by polling (`submissions
 the pipeline records each one's outcome here (`submission_finish`)."""
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 import functools
 import hmac
 import logging
@@ -20,7 +20,15 @@ from core import secrets as crypto
 from ingestion import cache, parsing, signatures, throttle
 from ingestion.models import Source, SourceCounter, SourceSecret, Submission
 from ingestion.parsing import IntakeError
-from ingestion.presets import Auth, idempotency_key_from
+from ingestion.presets import (
+    CONTENT_HASH_PREFIX,
+    META_KIND,
+    PRESETS,
+    WEB_FORM_KIND,
+    Auth,
+    content_hash_key,
+    idempotency_key_from,
+)
 
 log = logging.getLogger(__name__)
 Outcome = SourceCounter.Outcome
@@ -64,13 +72,18 @@ def submission_intake(*, source: Source, inbound: Inbound) -> Answer:
     cors = cors_headers(source=source, origin=inbound.origin)
     try:
         _gate(source, inbound)
-        submission_id, created = submission_receive(source=source, inbound=inbound)
+        stored = submission_receive(source=source, inbound=inbound)
     except IntakeError as exc:
         source_count(source=source, outcome=exc.outcome, reason=exc.code)
         return Answer(exc.status, exc.as_json(), {**cors, **exc.headers})
-    if not created:
+    for _ in range(sum(not created for _, created in stored)):
         source_count(source=source, outcome=Outcome.DUPLICATE, reason="idempotency key seen before")
-    return Answer(202, {"id": submission_id, "status": "accepted"}, cors)
+    body: dict[str, Any] = {"id": stored[0][0], "status": "accepted"}
+    if source.kind == META_KIND:
+        body["ids"] = [submission_id for submission_id, _ in stored]  # one submission per lead
+    if source.kind == WEB_FORM_KIND and source.success_url:
+        body["redirect"] = source.success_url  # where the form script sends the visitor
+    return Answer(202, body, cors)
 
 
 def _gate(source: Source, inbound: Inbound) -> None:
@@ -80,26 +93,95 @@ def _gate(source: Source, inbound: Inbound) -> None:
     authenticate(source=source, inbound=inbound)
 
 
-def submission_receive(*, source: Source, inbound: Inbound) -> tuple[int, bool]:
-    """Parse and store. Returns the submission's ID and whether it is new (False: the
-    idempotency key was seen before and nothing was created)."""
+@dataclass(frozen=True)
+class _Row:
+    """One submission to store: its payload, notes and idempotency key."""
+
+    payload: dict[str, Any]
+    notes: list[str]
+    key: str | None
+    hashed: bool = False  # the key is a content hash, good for the preset's content_hash_seconds
+
+
+def submission_receive(*, source: Source, inbound: Inbound) -> list[tuple[int, bool]]:
+    """Parse and store. Returns each stored submission's ID and whether it is new (False: its
+    idempotency key was seen before and nothing was created): one submission per request,
+    except a Meta notification, stored as one per lead. All of a request's rows are stored in
+    one transaction."""
     parsed = parsing.parse_body(inbound.body, inbound.content_type, source.preset)
-    key = _header(inbound.headers, "Idempotency-Key") or idempotency_key_from(parsed.payload, source.preset.idempotency_paths)
-    key = key[:255] if key else None
-    spam = _is_spam(source, parsed.payload)
-    try:
-        with transaction.atomic():
-            submission_id = submission_insert(
-                source_id=source.pk, raw_body=inbound.body, content_type=inbound.content_type[:200],
-                payload=parsed.payload, notes=parsed.notes, headers=headers_filter(inbound.headers),
-                remote_addr=inbound.remote_addr, user_agent=inbound.user_agent[:500], idempotency_key=key,
-                status=Submission.Status.SPAM if spam else Submission.Status.RECEIVED,
-            )
-    except IntegrityError:
-        # The unique (source, idempotency_key) constraint decided, not a prior SELECT: of any
-        # number of concurrent deliveries of one event, exactly one row exists.
-        return Submission.objects.filter(source=source, idempotency_key=key).values_list("pk", flat=True).get(), False
-    return submission_id, True
+    rows = _meta_rows(parsed) if source.kind == META_KIND else [_keyed_row(source, inbound, parsed)]
+    values = {
+        "source_id": source.pk, "raw_body": inbound.body, "content_type": inbound.content_type[:200],
+        "headers": headers_filter(inbound.headers), "remote_addr": inbound.remote_addr,
+        "user_agent": inbound.user_agent[:500],
+        "status": Submission.Status.SPAM if _is_spam(source, parsed.payload) else Submission.Status.RECEIVED,
+    }
+    if len(rows) == 1:
+        return [_store(source, rows[0], values)]
+    with transaction.atomic():  # each row in a savepoint of its own (see _store)
+        return [_store(source, row, values) for row in rows]
+
+
+def _keyed_row(source: Source, inbound: Inbound, parsed: parsing.Parsed) -> _Row:
+    """The key, first found: the Idempotency-Key header; a web form's hidden key field (always
+    taken out of the stored payload: it is not lead data); the provider's event ID; a hash of
+    the content for presets whose sender may send no ID."""
+    payload = parsed.payload
+    hidden = ""
+    if source.kind == WEB_FORM_KIND and source.idempotency_field:
+        payload = dict(payload)
+        hidden = _hidden_key(source.idempotency_field, payload.pop(source.idempotency_field, ""))
+    key = (_header(inbound.headers, "Idempotency-Key") or hidden
+           or idempotency_key_from(payload, source.preset.idempotency_paths))
+    if key:
+        return _Row(payload, parsed.notes, key[:255])
+    if source.preset.content_hash_seconds:
+        return _Row(payload, parsed.notes, content_hash_key(payload, parsed.notes), hashed=True)
+    return _Row(payload, parsed.notes, None)
+
+
+def _hidden_key(field_name: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    raise IntakeError(400, "invalid_payload", f"The hidden field '{field_name}' must appear once, holding one key.",
+                      fields={field_name: "Appears more than once."})
+
+
+def _meta_rows(parsed: parsing.Parsed) -> list[_Row]:
+    """One row per lead, keyed on its leadgen_id: Meta's redelivery of the notification, or
+    another notification naming a lead already received, stores nothing again. A notification
+    naming no lead is kept whole (the worker rejects it, saying so)."""
+    leads = parsing.meta_leads_split(parsed.payload)
+    if not leads:
+        return [_Row(parsed.payload, parsed.notes, None)]
+    note = [f"one of {len(leads)} leads in one Meta notification"] if len(leads) > 1 else []
+    return [_Row(payload, [*parsed.notes, *note], leadgen_id[:255]) for leadgen_id, payload in leads]
+
+
+def _store(source: Source, row: _Row, values: dict[str, Any]) -> tuple[int, bool]:
+    """Insert the row, or find the submission that already holds its key.
+
+    The unique (source, idempotency_key) constraint decides, not a prior SELECT: of any number
+    of concurrent deliveries of one event, exactly one row exists. A content-hash key counts
+    only within its preset's window: past it, the old submission gives the key up and this one
+    is stored (so the window holds whenever idempotency_keys_prune last ran)."""
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                return submission_insert(**values, payload=row.payload, notes=row.notes, idempotency_key=row.key), True
+        except IntegrityError:
+            holder = Submission.objects.filter(source_id=source.pk, idempotency_key=row.key).values_list(
+                "pk", "received_at").first()
+            if holder is not None and not (row.hashed and _expired(source, holder[1])):
+                return holder[0], False
+            if holder is not None:
+                Submission.objects.filter(pk=holder[0], idempotency_key=row.key).update(idempotency_key=None)
+            # else: the holder gave the key up (pruned) since our INSERT failed: insert again.
+    raise IntakeError(503, "busy", "The submission could not be stored; retry.", None, headers={"Retry-After": "1"})
+
+
+def _expired(source: Source, received_at: datetime) -> bool:
+    return received_at < timezone.now() - timedelta(seconds=source.preset.content_hash_seconds)
 
 
 def submission_insert(*, source_id: int, raw_body: bytes, content_type: str, payload: dict[str, Any],
@@ -184,7 +266,7 @@ def active_secrets(*, source: Source, purpose: str) -> list[str]:
 
 def meta_handshake(*, source: Source, query: dict[str, str]) -> str:
     """Meta's subscription check: echo hub.challenge when hub.verify_token is ours."""
-    if source.kind != "meta_lead_ads":
+    if source.kind != META_KIND:
         raise IntakeError(405, "method_not_allowed", "GET is only answered for Meta's verification handshake.")
     presented = query.get("hub.verify_token", "")
     tokens = active_secrets(source=source, purpose=SourceSecret.Purpose.META_VERIFY)
@@ -317,10 +399,30 @@ def source_count(*, source: Source, outcome: str | None, reason: str = "") -> No
 
 
 def idempotency_keys_prune(*, older_than_days: int | None = None) -> int:
-    """Forget keys after the retention period: a sender retrying after that makes a new row."""
+    """Forget keys after the retention period: a sender retrying after that makes a new row.
+    Content-hash keys are forgotten once their preset's window is over (the intake already
+    ignores them then; this keeps the unique index small)."""
     days = settings.CRMSYNC["IDEMPOTENCY_RETENTION_DAYS"] if older_than_days is None else older_than_days
-    cutoff = timezone.now() - timedelta(days=days)
-    return Submission.objects.filter(idempotency_key__isnull=False, received_at__lt=cutoff).update(idempotency_key=None)
+    now = timezone.now()
+    retained = now - timedelta(days=days)
+    forgotten = Submission.objects.filter(idempotency_key__isnull=False, received_at__lt=retained).update(
+        idempotency_key=None)
+    for seconds, kinds in _content_hash_windows().items():
+        # Bounded below by the retention cutoff: older rows were just cleared, so the scan of
+        # the received_at index stays within the retention period.
+        forgotten += Submission.objects.filter(
+            source__kind__in=kinds, idempotency_key__startswith=CONTENT_HASH_PREFIX,
+            received_at__lt=now - timedelta(seconds=seconds), received_at__gte=retained,
+        ).update(idempotency_key=None)
+    return forgotten
+
+
+def _content_hash_windows() -> dict[int, list[str]]:
+    windows: dict[int, list[str]] = {}
+    for preset in PRESETS.values():
+        if preset.content_hash_seconds:
+            windows.setdefault(preset.content_hash_seconds, []).append(preset.kind)
+    return windows
 
 
 def headers_filter(headers: dict[str, str]) -> dict[str, str]:

@@ -205,20 +205,34 @@ def _read(spec: _Spec, headers: Mapping[str, str]) -> tuple[str, list[bytes]]:
 
 
 def _read_composite(spec: _Spec, value: str) -> tuple[str, list[bytes]]:
-    # "t=<unix>,v1=<hex>[,v1=<hex>...]"; other keys (Stripe's v0 test signatures) are ignored,
-    # as Stripe's documentation says to.
-    pairs = [item.strip().partition("=") for item in value.split(",")]
-    if any(not key or not sep for key, sep, _ in pairs):
+    """Stripe's own reading of "t=<unix>,v1=<hex>[,v1=<hex>...]", rule for rule, so that we
+    accept and refuse exactly what Stripe's library does (stripe-python, stripe/_webhook.py,
+    WebhookSignature._get_timestamp_and_signatures and verify_header):
+
+    - the header is split on "," and each item on "=" at most twice; an item's value is the text
+      between its first and second "=" (`item.split("=", 2)[1]`);
+    - keys are compared exactly: nothing is stripped, so in "t=1, v1=..." the second key is
+      " v1" and there is no v1 at all; items with other keys (v0 test signatures, the empty item
+      after a trailing comma) are ignored, but a bare "t" or "v1" with no "=" is unreadable;
+    - the first "t" is the timestamp, read with int() and signed as "%d" (later t's are ignored);
+    - every "v1" value is a candidate, compared as text with the lowercase hex digest, so
+      uppercase hex, an empty or a non-hex value simply does not match, and one match suffices.
+    (Where stripe-python raises TypeError, on a non-ASCII v1 value, we count it as no match.)
+    Calendly documents the same format and is read the same way."""
+    items = [item.split("=", 2) for item in value.split(",")]
+    if not any(len(parts) > 1 for parts in items) or any(len(parts) == 1 and parts[0] in ("t", "v1") for parts in items):
         raise SignatureError("malformed_signature", f"The {spec.header} header is not a list of key=value.")
-    stamps = [text for key, _, text in pairs if key == "t"]
+    stamps = [parts[1] for parts in items if parts[0] == "t"]
     if not stamps:
         raise SignatureError("missing_timestamp", f"The {spec.header} header has no t= timestamp.")
-    if len(stamps) > 1:
-        raise SignatureError("malformed_signature", f"The {spec.header} header has several timestamps.")
-    digests = [_decode(spec, text) for key, _, text in pairs if key == "v1"]
-    if not digests:
+    try:
+        timestamp = int(stamps[0])
+    except ValueError:
+        raise SignatureError("malformed_signature", f"The {spec.header} timestamp is not a whole number.") from None
+    candidates = [parts[1].encode() for parts in items if parts[0] == "v1"]
+    if not candidates:
         raise SignatureError("missing_signature", f"The {spec.header} header has no v1 signature.")
-    return _checked_timestamp(spec, stamps[0]), digests
+    return str(timestamp), candidates
 
 
 def _read_timestamp_header(spec: _Spec, headers: Mapping[str, str]) -> str:
@@ -252,6 +266,8 @@ def _matches_any(spec: _Spec, keys: list[bytes], message: bytes, candidates: lis
     matched = False
     for key in keys:
         expected = _digest(spec, key, message)
+        if spec.composite:  # compared as the hex text itself (see _read_composite)
+            expected = expected.hex().encode()
         for candidate in candidates:
             # No early exit: the time taken must not tell which secret or which value matched.
             matched |= hmac.compare_digest(expected, candidate)
@@ -259,9 +275,11 @@ def _matches_any(spec: _Spec, keys: list[bytes], message: bytes, candidates: lis
 
 
 def _check_window(spec: _Spec, timestamp: str, now: float) -> None:
-    # Symmetric: a timestamp far in the future is as suspicious as an old one.
-    skew = abs(now - int(timestamp) / spec.timestamp_per_second)
-    if skew > spec.window_seconds:
+    # Symmetric: a timestamp far in the future is as suspicious as an old one (stripe-python
+    # itself refuses only old ones; a clock that far off is worth refusing). In whole units, so
+    # that any integer Stripe's int() reading accepts compares without a float overflow.
+    skew = abs(int(now * spec.timestamp_per_second) - int(timestamp))
+    if skew > spec.window_seconds * spec.timestamp_per_second:
         message = f"The signature timestamp is more than {spec.window_seconds} s from now."
         raise SignatureError("expired_timestamp", message)
 

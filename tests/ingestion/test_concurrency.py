@@ -56,3 +56,26 @@ def test_a_chunked_body_without_content_length_is_limited_too(stack):
     assert small.status_code == 202, small.text
     assert Submission.objects.get().payload["note"] == "x" * 10
     assert (large.status_code, large.json()["error"]) == (413, "payload_too_large")
+
+
+def test_concurrent_deliveries_of_a_notification_naming_two_leads_make_two_submissions(stack):
+    source, _ = source_with_secret(kind="meta_lead_ads", secret="meta-app-secret")
+    body = json.dumps({"object": "page", "entry": [{"id": "1", "time": 1, "changes": [
+        {"field": "leadgen", "value": {"leadgen_id": "111"}}, {"field": "leadgen", "value": {"leadgen_id": "222"}}]}]}).encode()
+    headers = {**signatures.sign("meta", secret="meta-app-secret", body=body), "Content-Type": "application/json"}
+    stack.start_web()
+    start = threading.Barrier(10)
+
+    def deliver(_: int) -> tuple[int, dict]:
+        with requests.Session() as session:
+            start.wait(timeout=30)
+            answer = session.post(f"{stack.base_url}{source.intake_path}", data=body, headers=headers, timeout=30)
+            return answer.status_code, answer.json()
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(deliver, range(10)))
+
+    ids = list(Submission.objects.order_by("idempotency_key").values_list("pk", flat=True))
+    assert list(Submission.objects.order_by("idempotency_key").values_list("idempotency_key", flat=True)) == ["111", "222"]
+    assert answers == [(202, {"id": ids[0], "ids": ids, "status": "accepted"})] * 10
+    assert source.counters.get(outcome="duplicate").count == 18

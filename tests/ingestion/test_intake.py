@@ -2,11 +2,15 @@
 refused and counted. Bodies come from tests/fixtures/webhooks/ where a provider published
 one, else they are built from the documented formats."""
 
+from datetime import timedelta
 import json
+import re
 import time
 from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError
+from django.test.client import encode_multipart
+from django.utils import timezone
 import pytest
 
 from ingestion import signatures
@@ -175,14 +179,20 @@ def test_get_on_a_non_meta_source_is_405(client):
     assert client.get(url(source)).status_code == 405
 
 
-def test_a_meta_notification_batching_leads_is_keyed_on_all_their_ids(client):
+def test_a_meta_notification_batching_leads_is_stored_as_one_submission_per_lead(client):
     source, _ = source_with_secret(kind="meta_lead_ads", secret=SECRET)
     body = json.dumps({"object": "page", "entry": [{"id": "1", "time": 1, "changes": [
         {"field": "leadgen", "value": {"leadgen_id": "111"}}, {"field": "leadgen", "value": {"leadgen_id": "222"}}]}]}).encode()
 
-    post_signed(client, source, body, **headers_for("meta_lead_ads", body, SECRET))
+    answer = post_signed(client, source, body, **headers_for("meta_lead_ads", body, SECRET))
 
-    assert Submission.objects.get().idempotency_key == "111,222"
+    first, second = Submission.objects.order_by("pk")
+    assert answer.status_code == 202
+    assert answer.json() == {"id": first.pk, "ids": [first.pk, second.pk], "status": "accepted"}
+    assert (first.idempotency_key, second.idempotency_key) == ("111", "222")
+    assert [c["value"] for e in second.payload["entry"] for c in e["changes"]] == [{"leadgen_id": "222"}]
+    assert bytes(first.raw_body) == bytes(second.raw_body) == body  # each keeps the request verbatim
+    assert second.notes == ["one of 2 leads in one Meta notification"]
 
 
 def test_a_providers_retry_gets_the_first_answer_and_is_counted_as_duplicate(client):
@@ -368,3 +378,140 @@ def test_what_is_stored_reads_back_through_the_orm_exactly_as_received(client):
     assert stored.queued_at is None and stored.lead is None and stored.mapping_version is None
     # The worker finds it: it is claimable like any received submission.
     assert Submission.objects.filter(status="received", queued_at__isnull=True, pk=stored.pk).exists()
+
+
+# --- Content-hash idempotency, for senders that give no event ID ------------------------------
+
+
+def post_unbounce(client, source, token, body: str):
+    return client.post(f"{url(source)}?token={token}", body, content_type="application/x-www-form-urlencoded")
+
+
+def unbounce_body() -> str:
+    return json.loads(fixture("unbounce-form_submit.urlencoded.json"))["raw_body"]
+
+
+def test_unbounce_sending_the_same_form_twice_makes_one_submission(client):
+    source, token = source_with_secret(kind="unbounce")
+
+    first = post_unbounce(client, source, token, unbounce_body())
+    again = post_unbounce(client, source, token, unbounce_body())
+
+    assert (again.status_code, again.json()) == (first.status_code, first.json()) == (202, first.json())
+    stored = Submission.objects.get()
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", stored.idempotency_key)
+    assert source.counters.get(outcome="duplicate").count == 1
+
+
+def test_the_same_content_after_its_window_is_a_new_submission(client):
+    source, token = source_with_secret(kind="unbounce")
+    first = post_unbounce(client, source, token, unbounce_body()).json()["id"]
+    Submission.objects.filter(pk=first).update(received_at=timezone.now() - timedelta(hours=24, seconds=1))
+
+    later = post_unbounce(client, source, token, unbounce_body())
+
+    assert later.status_code == 202 and later.json()["id"] != first
+    assert Submission.objects.get(pk=first).idempotency_key is None  # given up to the new one
+    assert post_unbounce(client, source, token, unbounce_body()).json()["id"] == later.json()["id"]
+
+
+def test_content_hash_keys_are_pruned_after_their_window_and_event_ids_after_the_retention(client):
+    unbounce, token = source_with_secret(kind="unbounce")
+    stripe, _ = source_with_secret(kind="stripe", secret=SECRET)
+    hashed = post_unbounce(client, unbounce, token, unbounce_body()).json()["id"]
+    body, _ = SIGNED["stripe"]
+    keyed = post_signed(client, stripe, body, **headers_for("stripe", body, SECRET)).json()["id"]
+    Submission.objects.update(received_at=timezone.now() - timedelta(hours=25))
+
+    assert idempotency_keys_prune() == 1
+
+    assert Submission.objects.get(pk=hashed).idempotency_key is None
+    assert Submission.objects.get(pk=keyed).idempotency_key == SIGNED["stripe"][1]
+
+
+def test_a_web_form_posted_twice_without_a_key_is_one_submission_even_as_multipart(client):
+    source, _ = source_with_secret(kind="web_form")
+    fields = {"email": "ada@example.com", "interest": ["a", "b"]}
+
+    first = client.post(url(source), encode_multipart("one", fields), content_type="multipart/form-data; boundary=one")
+    again = client.post(url(source), encode_multipart("two", fields), content_type="multipart/form-data; boundary=two")
+    other = client.post(url(source), {"email": "grace@example.com"})
+
+    assert first.json()["id"] == again.json()["id"] != other.json()["id"]
+    assert Submission.objects.count() == 2
+
+
+def test_a_web_form_repeat_after_an_hour_is_news(client):
+    source, _ = source_with_secret(kind="web_form")
+    first = client.post(url(source), {"email": "ada@example.com"}).json()["id"]
+    Submission.objects.filter(pk=first).update(received_at=timezone.now() - timedelta(minutes=61))
+
+    assert client.post(url(source), {"email": "ada@example.com"}).json()["id"] != first
+
+
+def test_jotform_falls_back_to_a_content_hash_only_without_its_submission_id(client):
+    source, token = source_with_secret(kind="jotform")
+
+    with_id = client.post(f"{url(source)}?token={token}", {"submissionID": "58", "rawRequest": "{}"})
+    without = client.post(f"{url(source)}?token={token}", {"rawRequest": '{"q3_email": "a@b.co"}'})
+
+    assert Submission.objects.get(pk=with_id.json()["id"]).idempotency_key == "58"
+    assert Submission.objects.get(pk=without.json()["id"]).idempotency_key.startswith("sha256:")
+
+
+def test_a_generic_webhook_without_a_key_is_never_deduplicated_by_content(client):
+    source, key = source_with_secret(kind="json_webhook")
+
+    for _ in range(2):
+        post_signed(client, source, b'{"email": "a@b.co"}', HTTP_X_API_KEY=key)
+
+    assert list(Submission.objects.values_list("idempotency_key", flat=True)) == [None, None]
+
+
+# --- A web form's hidden key field ------------------------------------------------------------
+
+
+def test_a_web_forms_hidden_key_makes_a_resubmission_one_submission_and_is_not_stored_as_data(client):
+    source, _ = source_with_secret(kind="web_form")
+    form = {"email": "ada@example.com", "_idempotency_key": "4b1f3c2e-key-made-on-load"}
+
+    first = client.post(url(source), form)
+    again = client.post(url(source), {**form, "email": "ada.lovelace@example.com"})  # edited, same page load
+
+    assert again.json()["id"] == first.json()["id"]
+    stored = Submission.objects.get()
+    assert stored.idempotency_key == "4b1f3c2e-key-made-on-load"
+    assert stored.payload == {"email": "ada@example.com"}
+    assert "_idempotency_key" in bytes(stored.raw_body).decode()  # the raw body stays verbatim
+
+
+def test_the_idempotency_key_header_wins_over_the_hidden_field(client):
+    source, _ = source_with_secret(kind="web_form")
+
+    client.post(url(source), {"email": "a@b.co", "_idempotency_key": "from-field"}, HTTP_IDEMPOTENCY_KEY="from-header")
+
+    stored = Submission.objects.get()
+    assert stored.idempotency_key == "from-header" and "_idempotency_key" not in stored.payload
+
+
+def test_the_hidden_field_is_named_per_source_and_can_be_turned_off(client):
+    named, _ = source_with_secret(kind="web_form", slug="named", idempotency_field="form_key")
+    off, _ = source_with_secret(kind="web_form", slug="off", idempotency_field="")
+
+    client.post(url(named), {"email": "a@b.co", "form_key": "k-1"})
+    client.post(url(off), {"email": "a@b.co", "_idempotency_key": "k-1"})
+
+    assert Submission.objects.get(source=named).idempotency_key == "k-1"
+    kept = Submission.objects.get(source=off)
+    assert kept.payload["_idempotency_key"] == "k-1" and kept.idempotency_key.startswith("sha256:")
+
+
+def test_a_hidden_key_field_sent_twice_is_refused_naming_the_field(client):
+    source, _ = source_with_secret(kind="web_form")
+
+    answer = client.post(url(source), "email=a%40b.co&_idempotency_key=one&_idempotency_key=two",
+                         content_type="application/x-www-form-urlencoded")
+
+    assert answer.status_code == 400
+    assert answer.json()["fields"] == {"_idempotency_key": "Appears more than once."}
+    assert not Submission.objects.exists()

@@ -33,13 +33,56 @@ def meta_source(live_server):
     return source
 
 
-def notify(client, source, leads) -> Submission:
-    body = json.dumps(meta_webhook_body(leads=leads)).encode()
+def post(client, source, body: bytes):
     headers = signatures.sign("meta", secret=APP_SECRET, body=body)
-    answer = client.post(source.intake_path, body, content_type="application/json",
-                         HTTP_X_HUB_SIGNATURE_256=headers["X-Hub-Signature-256"])
+    return client.post(source.intake_path, body, content_type="application/json",
+                       HTTP_X_HUB_SIGNATURE_256=headers["X-Hub-Signature-256"])
+
+
+def notify(client, source, leads) -> Submission:
+    answer = post(client, source, json.dumps(meta_webhook_body(leads=leads)).encode())
     assert answer.status_code == 202
     return Submission.objects.get(pk=answer.json()["id"])
+
+
+def lead_with_email(leadgen_id: str, email: str, page_id: str = "1"):
+    return meta_lead_create(leadgen_id=leadgen_id, access_token=PAGE_TOKEN, page_id=page_id, form_id="2",
+                            field_data=[{"name": "email", "values": [email]}])
+
+
+def test_a_notification_naming_two_leads_becomes_two_leads(client, meta_source):
+    ada, grace = lead_with_email("101", "ada@example.com"), lead_with_email("202", "grace@example.com", page_id="9")
+    answer = post(client, meta_source, json.dumps(meta_webhook_body(leads=[ada, grace])).encode())
+    assert answer.status_code == 202
+    ids = answer.json()["ids"]
+
+    processed = [submission_process(submission_id=submission_id) for submission_id in ids]
+
+    assert [s.status for s in processed] == [Submission.Status.PROCESSED] * 2, [s.reasons for s in processed]
+    assert [s.idempotency_key for s in processed] == ["101", "202"]
+    assert sorted(Lead.objects.values_list("email", flat=True)) == ["ada@example.com", "grace@example.com"]
+    assert {s.lead.email for s in processed} == {"ada@example.com", "grace@example.com"}
+
+
+def test_a_redelivered_notification_stores_nothing_again_and_answers_the_same_ids(client, meta_source):
+    body = json.dumps(meta_webhook_body(leads=[lead_with_email("101", "a@b.co"), lead_with_email("202", "c@d.co")])).encode()
+    first = post(client, meta_source, body)
+
+    again = post(client, meta_source, body)
+
+    assert (again.status_code, again.json()) == (202, first.json())
+    assert Submission.objects.count() == 2
+    assert meta_source.counters.get(outcome="duplicate").count == 2
+
+
+def test_a_later_notification_naming_a_lead_already_received_stores_only_the_new_one(client, meta_source):
+    ada, grace = lead_with_email("101", "a@b.co"), lead_with_email("202", "c@d.co")
+    [ada_id] = post(client, meta_source, json.dumps(meta_webhook_body(leads=[ada])).encode()).json()["ids"]
+
+    answer = post(client, meta_source, json.dumps(meta_webhook_body(leads=[ada, grace])).encode())
+
+    assert answer.json()["ids"][0] == ada_id
+    assert sorted(Submission.objects.values_list("idempotency_key", flat=True)) == ["101", "202"]
 
 
 def test_the_worker_fetches_the_lead_from_the_graph_api_and_maps_it(client, meta_source):
