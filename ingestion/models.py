@@ -36,8 +36,7 @@ class Source(models.Model):
                               "(303 See Other). Empty: a JSON answer.")
     error_url = models.URLField(
         blank=True, help_text="Web forms posted by a browser: where the visitor goes when the submission is refused "
-                              "(the reason is added as ?error=<code>). Empty: the success URL's page is not used "
-                              "and the JSON error is answered.")
+                              "(its code is added as ?error=...). Empty: refusals are answered as JSON.")
     # Generic HMAC
     hmac_header = models.CharField(max_length=100, blank=True, default="X-Signature")
     hmac_algorithm = models.CharField(max_length=10, default="sha256",

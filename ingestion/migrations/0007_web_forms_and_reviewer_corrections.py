@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='source',
             name='error_url',
-            field=models.URLField(blank=True, help_text="Web forms posted by a browser: where the visitor goes when the submission is refused (the reason is added as ?error=<code>). Empty: the success URL's page is not used and the JSON error is answered."),
+            field=models.URLField(blank=True, help_text="Web forms posted by a browser: where the visitor goes when the submission is refused (its code is added as ?error=...). Empty: refusals are answered as JSON."),
         ),
         migrations.AddField(
             model_name='source',
