@@ -15,17 +15,22 @@ from sandbox.models import (
     SandboxProperty,
     SandboxRateWindow,
     SandboxRequestLog,
+    SandboxRestRecord,
+    SandboxRestSettings,
     SandboxSalesforceField,
     SandboxSalesforceRecord,
     SandboxSettings,
 )
+from sandbox.rest.switches import switches_get
 
-CRM_LABELS = {"hubspot": "HubSpot", "salesforce": "Salesforce"}
+CRM_LABELS = {"hubspot": "HubSpot", "salesforce": "Salesforce", "rest": "REST"}
+# The REST CRM's knobs are its own row (SandboxRestSettings): a SandboxSettings row for it would be read by nothing.
+LIMITED_CRMS = tuple(crm for crm in CRMS if crm != "rest")
 
 
-def crm_choice() -> forms.ChoiceField:
+def crm_choice(crms: tuple[str, ...] = CRMS) -> forms.ChoiceField:
     """The simulated CRMs as a list to pick from: a typo in free text made a rule nothing read."""
-    return forms.ChoiceField(choices=[(crm, CRM_LABELS.get(crm, crm)) for crm in CRMS], label="CRM")
+    return forms.ChoiceField(choices=[(crm, CRM_LABELS.get(crm, crm)) for crm in crms], label="CRM")
 
 
 class SandboxFaultsForm(forms.ModelForm):
@@ -37,7 +42,7 @@ class SandboxFaultsForm(forms.ModelForm):
 
 
 class SandboxSettingsForm(forms.ModelForm):
-    crm = crm_choice()
+    crm = crm_choice(LIMITED_CRMS)
 
     class Meta:
         model = SandboxSettings
@@ -162,4 +167,35 @@ class SandboxSalesforceRecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description="fields")
     def fields_pretty(self, obj: SandboxSalesforceRecord) -> str:
+        return pretty_json(obj.fields)
+
+
+@admin.register(SandboxRestSettings)
+class SandboxRestSettingsAdmin(admin.ModelAdmin):
+    """Editable, like `PUT /sandbox/rest/_settings`; the one row is made on first use, never added here."""
+
+    list_display = ("__str__", "auth", "create_status", "duplicate_status", "errors_as_200", "nested_ids",
+                    "batch_max", "reply_delay_ms", "updated_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        switches_get()  # the row to edit exists before the first API call too
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(SandboxRestRecord)
+class SandboxRestRecordAdmin(ReadOnlyAdmin):
+    list_display = ("lead_id", "email", "updated_at")
+    search_fields = ("email",)
+    fields = ("lead_id", "email", "fields_pretty", "created_at", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description="id", ordering="pk")
+    def lead_id(self, obj: SandboxRestRecord) -> str:
+        return f"L{obj.pk}"
+
+    @admin.display(description="fields")
+    def fields_pretty(self, obj: SandboxRestRecord) -> str:
         return pretty_json(obj.fields)

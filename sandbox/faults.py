@@ -28,10 +28,11 @@ from sandbox.models import (
     SandboxFaults,
     SandboxRateWindow,
     SandboxRequestLog,
+    SandboxRestRecord,
     SandboxSalesforceRecord,
 )
 
-CRMS = ("hubspot", "salesforce")
+CRMS = ("hubspot", "salesforce", "rest")
 Fault = SandboxRequestLog.Fault
 ERROR_STATUSES = (500, 502, 503)
 # Kinds that refuse the call without applying it.
@@ -174,13 +175,16 @@ def request_log_record(*, crm: str, request: HttpRequest, status: int, fault: st
 
 
 def _records_in(request: HttpRequest) -> int:
-    """Inputs of a HubSpot batch, records of a Salesforce collection, 1 for any other body."""
+    """Inputs of a HubSpot batch, records of a Salesforce collection, items of a REST batch (a
+    JSON array), 1 for any other body."""
     if request.method in ("GET", "HEAD", "DELETE") or not request.body:
         return 0
     try:
         body = json.loads(request.body)
     except ValueError:
         return 1
+    if isinstance(body, list):
+        return len(body)
     if isinstance(body, dict):
         for key in ("inputs", "records"):
             if isinstance(body.get(key), list):
@@ -216,10 +220,10 @@ def max_requests_in_any_window(*, crm: str, window_ms: int) -> int:
 # --- reset ------------------------------------------------------------------------------------
 
 def sandbox_reset() -> None:
-    """Records, associations, tokens, request logs, counters and faults of both CRMs go; the
+    """Records, associations, tokens, request logs, counters and faults of every CRM go; the
     settings rows, created properties and custom fields (the orgs' configuration) stay."""
     with transaction.atomic():
         for model in (SandboxContact, SandboxCompany, SandboxAssociation, SandboxSalesforceRecord,
-                      SandboxAccessToken, SandboxRequestLog, SandboxRateWindow, SandboxFaults):
+                      SandboxRestRecord, SandboxAccessToken, SandboxRequestLog, SandboxRateWindow, SandboxFaults):
             model.objects.all().delete()
 

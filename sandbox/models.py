@@ -4,6 +4,7 @@ them only over HTTP, exactly as it reaches the real HubSpot."""
 import re
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
@@ -329,3 +330,63 @@ class SandboxSalesforceKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sobject}.{self.field}={self.value}"
+
+
+class RestAuth(models.TextChoices):
+    """How the generic REST CRM wants to be called (credentials in sandbox/rest/__init__.py)."""
+
+    NONE = "none"
+    BEARER = "bearer"
+    HEADER = "header"
+    BASIC = "basic"
+    OAUTH_CLIENT_CREDENTIALS = "oauth_client_credentials"
+    OAUTH_REFRESH = "oauth_refresh"
+
+
+class SandboxRestSettings(models.Model):
+    """The generic REST CRM's behaviour switches (sandbox/rest/): one row, made on first use
+    and changed per test over `PUT /sandbox/rest/_settings` or in the admin, so one fake can
+    answer the way the many shapes of in-house and vertical CRMs do."""
+
+    Auth = RestAuth
+
+    create_status = models.PositiveSmallIntegerField(default=201, choices=[(200, "200"), (201, "201")],
+                                                     help_text="Status of a successful create.")
+    duplicate_status = models.PositiveSmallIntegerField(default=400, choices=[(400, "400"), (409, "409")],
+                                                        help_text="Status when a create's email is already used.")
+    errors_as_200 = models.BooleanField(default=False, help_text="Refusals (duplicate email, invalid input) answer "
+                                                                 "200 with the error body instead of 4xx.")
+    nested_ids = models.BooleanField(default=False, help_text='Wrap answers: {"data": {"lead": ...}} and '
+                                                              '{"data": {"items": [...]}}.')
+    auth = models.CharField(max_length=30, choices=Auth.choices, default=Auth.BEARER)
+    batch_max = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1)],
+                                            help_text="Most records one batch call may carry.")
+    reply_delay_ms = models.PositiveIntegerField(
+        default=0, help_text="When above 0, writes are committed first and the reply is sent this much later.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "sandbox REST settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(create_status__in=(200, 201), duplicate_status__in=(400, 409),
+                                               auth__in=RestAuth.values, batch_max__gte=1),
+                                   name="sandbox_rest_settings_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return "REST CRM settings"
+
+
+class SandboxRestRecord(models.Model):
+    """A lead of the generic REST CRM. Its wire ID is "L" + the primary key (rest/records.py)."""
+
+    id = models.BigAutoField(primary_key=True)
+    # Lower-cased: the unique constraint makes the email case-insensitively unique, even
+    # between two concurrent creates.
+    email = models.CharField(max_length=254, unique=True)
+    fields = models.JSONField(default=dict, blank=True)  # everything else sent, as sent (nulls included)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"L{self.pk} {self.email}"

@@ -12,4 +12,5 @@ from django.urls import include, path
 urlpatterns = [
     path("hubspot/", include("sandbox.hubspot.urls")),
     path("graph/", include("sandbox.meta.urls")),
+    path("rest/", include("sandbox.rest.urls")),
 ]
