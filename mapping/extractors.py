@@ -22,10 +22,12 @@ SHAPES: dict[str, str] = {
                     "label, then the rest of the payload.",
     "meta_field_data": "The fetched Meta lead's field_data by name (one value, or a list), then leadgen_id, "
                        "form_id, ad_id, created_time, page_id.",
-    "typeform": "Answers by field ref and by field id, then hidden.*, variables.*, calculated.score, token, "
-                "submitted_at, landed_at, form_id, event_id.",
-    "tally": "data.fields by key, then by label (choice option ids as their text), then responseId, "
-             "submissionId, respondentId, formId, formName, createdAt, eventId, eventType.",
+    "typeform": "Answers by field ref and by field id, then by field type for email, phone_number and website "
+                "(the first such answer), then hidden.*, variables.*, calculated.score, token, submitted_at, "
+                "landed_at, form_id, event_id.",
+    "tally": "data.fields by key, then by label (choice option ids as their text), then by type for email and "
+             "phone_number (the first such field), then responseId, submissionId, respondentId, formId, "
+             "formName, createdAt, eventId, eventType.",
     "stripe": "data.object as dotted keys (customer_details.email, metadata.utm_source), "
               "custom_fields.<key>, then event.id, event.type, event.created.",
     "gravity_forms": "The entry by field ID (\"1.3\" first name, \"2\" email) with id, form_id, "
@@ -139,7 +141,9 @@ def _typeform(payload: dict, enrichment: dict) -> View:
     variables = {key: _typed_value(v) for v in _dicts(response.get("variables")) if (key := _name(v.get("key")))}
     extras = _pick(response, ("hidden", "calculated")) | {"variables": variables}
     envelope = _pick(response, ("token", "submitted_at", "landed_at", "form_id")) | _pick(payload, ("event_id",))
-    return _merged(_typeform_answers(response, refs), extras.items(), envelope.items())
+    types = {id_: kind for f in definition if (id_ := _name(f.get("id"))) and (kind := _name(f.get("type")))}
+    return _merged(_typeform_answers(response, refs), _typeform_by_type(response, types), extras.items(),
+                   envelope.items())
 
 
 def _typeform_answers(response: dict, refs: dict[str, str]) -> Iterator[tuple[str, object]]:
@@ -150,6 +154,19 @@ def _typeform_answers(response: dict, refs: dict[str, str]) -> Iterator[tuple[st
         for key in (_name(field.get("ref")) or refs.get(field_id or ""), field_id):
             if key:
                 yield key, value
+
+
+# Field types that say what an answer is whatever its ref: a form's email question is an
+# `email` field even when its ref is a UUID or "work_email".
+_TYPEFORM_TYPED = ("email", "phone_number", "website")
+
+
+def _typeform_by_type(response: dict, types: dict[str, str]) -> Iterator[tuple[str, object]]:
+    for answer in _dicts(response.get("answers")):
+        field = _dict(answer.get("field"))
+        kind = _name(field.get("type")) or types.get(_name(field.get("id")) or "")
+        if kind in _TYPEFORM_TYPED:
+            yield kind, _typeform_value(answer)
 
 
 def _typeform_value(answer: dict) -> object:
@@ -167,8 +184,13 @@ def _tally(payload: dict, enrichment: dict) -> View:
     fields = [(f, _tally_value(f)) for f in _dicts(data.get("fields"))]
     by_key = ((name, value) for f, value in fields if (name := _name(f.get("key"))))
     by_label = ((name, value) for f, value in fields if (name := _name(f.get("label"))))
+    by_type = ((name, value) for f, value in fields if (name := _TALLY_TYPED.get(_name(f.get("type")) or "")))
     envelope = _pick(data, ("responseId", "submissionId", "respondentId", "formId", "formName", "createdAt"))
-    return _merged(by_key, by_label, (envelope | _pick(payload, ("eventId", "eventType"))).items())
+    return _merged(by_key, by_label, by_type, (envelope | _pick(payload, ("eventId", "eventType"))).items())
+
+
+# Tally's input types that say what a field is whatever its label ("Your work address?").
+_TALLY_TYPED = {"INPUT_EMAIL": "email", "INPUT_PHONE_NUMBER": "phone_number"}
 
 
 def _tally_value(field: dict) -> object:

@@ -17,8 +17,11 @@ ATTRIBUTION_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "u
 # Keys that identify the person: our own external ID (a form may send it back) and the source's
 # record ID (Stripe customer, Meta lead, Typeform response). Matched before the email.
 IDENTITY_FIELDS = ("external_id", "source_record_id")
+# A person's whole name, for sources that send no first and last name: kept as
+# attributes.full_name and split into first_name and last_name where those are not given.
+FULL_NAME = "full_name"
 # Consent (CONSENT_FIELDS) is mapped explicitly and never defaulted: no default value, no constant step.
-TARGETS = (*CANONICAL_FIELDS, *IDENTITY_FIELDS, *CONSENT_FIELDS)
+TARGETS = (*CANONICAL_FIELDS, FULL_NAME, *IDENTITY_FIELDS, *CONSENT_FIELDS)
 
 
 def target_error(target: str) -> str:
@@ -81,11 +84,13 @@ class FieldRule(models.Model):
     position = models.PositiveIntegerField(default=0)
     source_keys = models.CharField(
         max_length=500,
-        help_text="Field names in the payload, comma-separated; the first one present wins (aliases).")
+        help_text="Field names in the payload, comma-separated; the first one present wins (aliases). Case, spaces, "
+                  "underscores and hyphens do not matter: last_name also finds 'Last Name', lastName and last-name.")
     target = models.CharField(
         max_length=200,
         help_text=f"A lead field ({', '.join(TARGETS)}), attribution.<{'|'.join(ATTRIBUTION_FIELDS)}> "
-                  "or attributes.<name> for a custom attribute.")
+                  "or attributes.<name> for a custom attribute. full_name is split into first_name and last_name "
+                  "when the submission gives no first or last name.")
     transforms = models.JSONField(default=list, blank=True,
                                   help_text='A chain of steps, e.g. [{"op": "trim"}, {"op": "lower"}].')
     required = models.BooleanField(default=False)
@@ -188,6 +193,46 @@ class UnmappedField(models.Model):
     class Meta:
         ordering = ["acknowledged", "-last_seen"]
         constraints = [models.UniqueConstraint(fields=["source", "name"], name="unmappedfield_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.name}"
+
+
+class DriftOverflow(models.Model):
+    """Unmapped field names a source sent that were not recorded, because a submission brought
+    more new names than are recorded at once or the source already has as many as are kept
+    (mapping.services.DRIFT_NEW_PER_SUBMISSION, DRIFT_KEPT_PER_SOURCE)."""
+
+    source = models.OneToOneField("ingestion.Source", on_delete=models.CASCADE, related_name="drift_overflow")
+    names_left_out = models.PositiveBigIntegerField(default=0, help_text="Unmapped names seen but not recorded, "
+                                                                          "counted once per submission.")
+    last_left_out_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.names_left_out} unmapped names not recorded"
+
+
+class FieldPresence(models.Model):
+    """How regularly a source sends a field its mapping uses, updated as each submission is
+    mapped, so that a field that stops arriving (renamed on the form, say) is noticed without
+    counting submissions. The rule is in mapping.services.presence_record."""
+
+    source = models.ForeignKey("ingestion.Source", on_delete=models.CASCADE, related_name="field_presence")
+    name = models.CharField(max_length=300)
+    seen = models.PositiveBigIntegerField(default=0, help_text="Mapped submissions that had it.")
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    misses_in_a_row = models.PositiveIntegerField(default=0, help_text="Mapped submissions without it since.")
+    recent = models.PositiveIntegerField(
+        default=0, help_text="One bit per recent mapped submission of the source, the latest lowest: 1 when it had it.")
+    stopped_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was found to have stopped arriving; cleared when it arrives again.")
+
+    class Meta:
+        ordering = ["source", "name"]
+        verbose_name_plural = "field presence"
+        constraints = [models.UniqueConstraint(fields=["source", "name"], name="fieldpresence_unique")]
+        indexes = [models.Index(fields=["stopped_at"], condition=Q(stopped_at__isnull=False),
+                                name="fieldpresence_stopped")]
 
     def __str__(self) -> str:
         return f"{self.source}: {self.name}"

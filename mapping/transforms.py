@@ -432,6 +432,16 @@ def _region_problem(region: str) -> str:
     return f"{_show(region)} is not a region code that phone numbers know, such as GB or US."
 
 
+def phone_region(country: object) -> str:
+    """The phone numbering region of a country as a lead gives it ('GB', 'United Kingdom'),
+    or '' when it names none: the default region for that lead's phone number."""
+    try:
+        code = str(apply_chain(country, [{"op": "country_iso2"}]) or "")
+    except TransformError:
+        return ""
+    return code if code in phonenumbers.SUPPORTED_REGIONS else ""
+
+
 def _phone_e164(value: object, options: dict, context: Context) -> str:
     """Requires is_valid_number, not just is_possible_number (a length check): a typo that
     leaves a plausible length still fails on the number plan, and a wrong number in the CRM

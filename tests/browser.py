@@ -5,6 +5,7 @@ in CI (.ci/run sets CRMSYNC_REQUIRE_BROWSER=1 after installing it), where a miss
 import os
 import shutil
 
+from django.db import connections
 import pytest
 
 # Flags for a headless chromium on a machine with no screen and a closed network.
@@ -37,5 +38,9 @@ def browser_page(tmp_path):
         try:
             yield page
         finally:
+            # ORM calls made while Playwright runs get connections of their own (Django's follow the
+            # running event loop's context): close them here, or PostgreSQL keeps a session open on
+            # the test database and its teardown waits.
+            connections.close_all()
             context.close()
             browser.close()

@@ -400,7 +400,7 @@ def test_the_source_page_shows_the_full_intake_url_snippets_and_its_mapping(oper
     assert "name=&quot;_gotcha&quot; tabindex=&quot;-1&quot;" in page
     assert f'href="/admin/mapping/mappingset/{mapping_set.pk}/change/"' in page
     assert f'href="/admin/mapping/mappingset/?source__id__exact={source.pk}"' in page
-    assert "?error=&lt;code&gt;" in page  # help text shown as text, not as an unclosed <code> tag
+    assert "its code is added as ?error=..." in page  # the error URL's help text, shown as text
 
 
 def test_a_provider_source_page_says_where_to_paste_the_url_instead_of_a_curl(operator):

@@ -78,6 +78,28 @@ def test_typeform_other_choice_and_ref_on_the_answer_itself_are_read():
     assert (view["city"], view["colours"], view["phone"]) == ("Lisbon", ["Red", "Teal"], "+447700900123")
 
 
+def test_typeform_email_phone_and_website_answers_are_also_keyed_by_their_field_type():
+    view = extract(fixture("typeform-form_response.json"), shape="typeform")
+
+    assert view["email"] == view["readable_ref_email"] == "laura@example.com"
+
+
+def test_typeform_keys_by_type_come_after_refs_and_from_the_first_answer_of_that_type():
+    payload = {"form_response": {
+        "definition": {"fields": [{"id": "p1", "type": "phone_number"}]},
+        "answers": [
+            {"type": "email", "email": "work@example.com", "field": {"id": "e1", "type": "email", "ref": "work_email"}},
+            {"type": "email", "email": "home@example.com", "field": {"id": "e2", "type": "email", "ref": "home_email"}},
+            {"type": "text", "text": "not an address", "field": {"id": "t1", "type": "short_text", "ref": "email"}},
+            {"type": "phone_number", "phone_number": "+447700900123", "field": {"id": "p1"}},
+            {"type": "url", "url": "https://example.com", "field": {"id": "w1", "type": "website"}}]}}
+
+    view = extract(payload, shape="typeform")
+
+    assert view["email"] == "not an address"  # a ref named email is what the form builder meant
+    assert (view["phone_number"], view["website"]) == ("+447700900123", "https://example.com")
+
+
 # --- Stripe ---------------------------------------------------------------------------------
 
 
@@ -202,6 +224,16 @@ def test_tally_fields_are_keyed_by_key_and_by_label():
     assert view["question_mVGEg3"] == view["Email"] == "ada@example.com"
     assert view["utm_source"] == "linkedin"
     assert view["Interests (Starter)"] is True
+
+
+def test_tally_email_and_phone_fields_are_also_keyed_by_their_input_type():
+    event = tally_event()
+    event["data"]["fields"].append({"key": "question_ph", "label": "Mobile?", "type": "INPUT_PHONE_NUMBER",
+                                    "value": "+447700900123"})
+
+    view = extract(event, shape="tally")
+
+    assert (view["email"], view["phone_number"]) == ("ada@example.com", "+447700900123")
 
 
 def test_tally_choice_option_ids_become_their_text():

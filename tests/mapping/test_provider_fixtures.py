@@ -89,9 +89,18 @@ def test_stripe_objects_from_the_api_reference_map_inside_their_event(client, na
         assert sub.status == Submission.Status.REJECTED and not Lead.objects.exists()
 
 
+def test_a_typeform_responses_email_answer_maps_with_no_alias(client):
+    source, _ = source_of("typeform")
+
+    sub = post_signed(client, source, "typeform", fixture("typeform-form_response.json"))
+
+    assert sub.status == Submission.Status.PROCESSED, sub.reasons
+    assert sub.lead.email == "laura@example.com"
+
+
 def test_a_typeform_response_becomes_a_lead_once_the_forms_refs_are_aliased(client):
     source, _ = source_of("typeform")
-    add_aliases(source, {"email": "readable_ref_email", "first_name": "readable_ref_short_text"})
+    add_aliases(source, {"first_name": "readable_ref_short_text"})
 
     sub = post_signed(client, source, "typeform", fixture("typeform-form_response.json"))
 

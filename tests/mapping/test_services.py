@@ -1,13 +1,26 @@
 """Processing a stored submission: versions, rules, rejection with reasons, drift, reprocess."""
 
+from concurrent.futures import ThreadPoolExecutor
+import threading
+
+from django.db import connection
 import pytest
 
 from crmsync.pipeline import submission_process, submission_reprocess
 from delivery.models import PushJob
 from ingestion.models import Submission
 from leads.models import Lead
-from mapping.models import DomainBlock, FieldRule, MappingSet, UnmappedField
-from mapping.services import mapping_apply, mapping_preview, mapping_publish, mapping_rollback, redact
+from mapping.models import DomainBlock, DriftOverflow, FieldPresence, FieldRule, MappingSet, UnmappedField
+from mapping.services import (
+    DRIFT_KEPT_PER_SOURCE,
+    DRIFT_NEW_PER_SUBMISSION,
+    mapping_apply,
+    mapping_preview,
+    mapping_publish,
+    mapping_rollback,
+    presence_dismiss,
+    redact,
+)
 from tests.factories import EMAIL_RULE, hubspot_destination, source_with_mapping, submission
 
 pytestmark = pytest.mark.django_db
@@ -202,3 +215,226 @@ def test_a_rule_target_outside_the_lead_is_refused_when_saved(source):
 
     with pytest.raises(ValidationError, match="attributes.<name>"):
         rule.full_clean()
+
+
+def test_a_reviewers_corrections_are_read_over_the_payload_when_the_submission_is_reprocessed(source):
+    # given a submission rejected for a mistyped email
+    sub = process(source, {"email": "ada@example", "first_name": "Ada", "company": "Engines"})
+    assert sub.status == Submission.Status.REJECTED
+
+    # when a reviewer corrects the field and reprocesses it
+    Submission.objects.filter(pk=sub.pk).update(field_overrides={"email": "ada@example.com", "company": "Analytical"})
+    sub = submission_reprocess(submission_id=sub.pk)
+
+    # then the lead holds the corrections, and the payload stays as received
+    assert sub.status == Submission.Status.PROCESSED, sub.reasons
+    assert (sub.lead.email, sub.lead.first_name, sub.lead.company) == ("ada@example.com", "Ada", "Analytical")
+    assert sub.payload["email"] == "ada@example"
+
+
+def rules_config(*rules: dict, default_region: str = "") -> dict:
+    full = [{"transforms": [], "required": False, "on_invalid": "drop", "default": "", "max_length": None, **rule}
+            for rule in rules]
+    return {"default_region": default_region, "timezone": "UTC", "rules": full}
+
+
+@pytest.mark.parametrize("sent", ["last_name", "Last Name", "lastName", "last-name", "LAST_NAME", "Last  name"])
+def test_an_alias_finds_its_field_whatever_the_case_and_separators(sent):
+    config = rules_config({"source_keys": ["surname", "last_name"], "target": "last_name"})
+
+    assert mapping_apply(config=config, fields={sent: "Lovelace"}).values == {"last_name": "Lovelace"}
+
+
+def test_an_alias_written_exactly_as_sent_wins_over_a_differently_written_twin():
+    config = rules_config({"source_keys": ["First name"], "target": "first_name"})
+
+    mapped = mapping_apply(config=config, fields={"first_name": "Augusta", "First name": "Ada", "First Name": "X"})
+
+    assert mapped.values == {"first_name": "Ada"}
+
+
+def test_dots_still_count_so_a_field_id_never_finds_another():
+    config = rules_config({"source_keys": ["1.3"], "target": "first_name"})
+
+    assert mapping_apply(config=config, fields={"13": "Not a name"}).values == {}
+
+
+def test_a_field_found_under_another_spelling_is_not_drift():
+    hubspot_destination(base_url="http://127.0.0.1:9/sandbox/hubspot")
+    source = source_with_mapping(rules=(EMAIL_RULE, {"source_keys": "first_name", "target": "first_name"}))
+
+    process(source, {"Email": "ada@example.com", "First Name": "Ada", "Favourite colour": "green"})
+
+    assert list(UnmappedField.objects.values_list("name", flat=True)) == ["Favourite colour"]
+
+
+@pytest.mark.parametrize("full, first, last", [("Ada Lovelace", "Ada", "Lovelace"),
+                                               ("Dr Ludwig van Beethoven", "Ludwig", "van Beethoven"),
+                                               ("  Grace   Brewster Hopper ", "Grace", "Hopper"),
+                                               ("Cher", "Cher", None)])
+def test_a_full_name_gives_the_first_and_last_name_when_only_it_is_sent(full, first, last):
+    config = rules_config({"source_keys": ["first_name"], "target": "first_name"},
+                          {"source_keys": ["last_name"], "target": "last_name"},
+                          {"source_keys": ["name"], "target": "full_name", "transforms": [{"op": "trim"}]})
+
+    mapped = mapping_apply(config=config, fields={"name": full})
+
+    assert (mapped.values.get("first_name"), mapped.values.get("last_name")) == (first, last)
+    assert mapped.attributes == {"full_name": full.strip()}
+
+
+def test_first_and_last_names_sent_win_over_the_full_name():
+    config = rules_config({"source_keys": ["first_name"], "target": "first_name"},
+                          {"source_keys": ["name"], "target": "full_name"})
+
+    mapped = mapping_apply(config=config, fields={"first_name": "Augusta Ada", "name": "Ada King"})
+
+    assert (mapped.values["first_name"], mapped.values["last_name"]) == ("Augusta Ada", "King")
+
+
+@pytest.mark.parametrize("country, phone, expected", [("France", "01 23 45 67 89", "+33123456789"),
+                                                      ("US", "(202) 555-0143", "+12025550143"),
+                                                      ("", "020 7946 0958", "+442079460958"),
+                                                      ("Atlantis", "020 7946 0958", "+442079460958")])
+def test_a_phone_number_is_read_in_the_leads_own_country_else_in_the_mappings_region(country, phone, expected):
+    config = rules_config({"source_keys": ["phone"], "target": "phone", "transforms": [{"op": "phone_e164"}],
+                           "on_invalid": "reject"},
+                          {"source_keys": ["country"], "target": "country", "transforms": [{"op": "country_iso2"}]},
+                          default_region="GB")
+
+    mapped = mapping_apply(config=config, fields={"phone": phone, "country": country})
+
+    assert (mapped.values.get("phone"), mapped.errors) == (expected, [])
+
+
+# --- Drift: limits, and fields that stop arriving ------------------------------------------
+
+
+def test_a_body_with_ten_thousand_keys_records_fifty_new_names_and_counts_the_rest():
+    source = source_with_mapping()
+    payload = {"email": "ada@example.com", **{f"field_{i:05}": "x" for i in range(10_000)}}
+
+    sub = process(source, payload)
+
+    assert sub.status == Submission.Status.PROCESSED
+    assert UnmappedField.objects.filter(source=source).count() == DRIFT_NEW_PER_SUBMISSION == 50
+    assert DriftOverflow.objects.get(source=source).names_left_out == 10_000 - 50
+
+
+def test_a_source_keeps_at_most_five_hundred_unmapped_names_and_still_counts_those_it_knows():
+    source = source_with_mapping()
+    for batch in range(11):
+        process(source, {"email": "ada@example.com", **{f"b{batch}_f{i}": "x" for i in range(60)}})
+
+    assert UnmappedField.objects.filter(source=source).count() == DRIFT_KEPT_PER_SOURCE == 500
+    assert DriftOverflow.objects.get(source=source).names_left_out == 10 * 10 + 60
+    process(source, {"email": "ada@example.com", "b0_f0": "x"})
+    assert UnmappedField.objects.get(source=source, name="b0_f0").count == 2
+
+
+def test_an_unmapped_field_mapped_and_published_is_no_longer_drift():
+    source = source_with_mapping(rules=(EMAIL_RULE, {"source_keys": "surname", "target": "last_name"}))
+    process(source, {"email": "ada@example.com", "Last Name": "Lovelace", "colour": "green"})
+    assert set(UnmappedField.objects.values_list("name", flat=True)) == {"Last Name", "colour"}
+
+    mapping_set = source.mapping_sets.get()
+    mapping_set.rules.filter(target="last_name").update(source_keys="surname, last_name")
+    mapping_publish(mapping_set=mapping_set, note="the form renamed Surname")
+
+    assert list(UnmappedField.objects.values_list("name", flat=True)) == ["colour"]
+
+
+def send_runs(source, *runs: tuple[int, dict]) -> None:
+    """`count` submissions of each payload, in order."""
+    for count, fields in runs:
+        for _ in range(count):
+            process(source, {"email": "ada@example.com", **fields})
+
+
+def stopped() -> list[str]:
+    return list(FieldPresence.objects.filter(stopped_at__isnull=False).values_list("name", flat=True))
+
+
+@pytest.fixture
+def surname_form():
+    return source_with_mapping(rules=(EMAIL_RULE, {"source_keys": "Surname", "target": "last_name"},
+                                      {"source_keys": "phone", "target": "phone"}))
+
+
+def test_a_mapped_field_missing_from_five_submissions_in_a_row_after_twenty_with_it_has_stopped_arriving(surname_form):
+    # given a form that always sent Surname
+    send_runs(surname_form, (20, {"Surname": "Lovelace"}))
+
+    # when it is renamed Last Name: four submissions are not yet enough to tell
+    send_runs(surname_form, (4, {"Last Name": "Lovelace"}))
+    assert stopped() == []
+    send_runs(surname_form, (1, {"Last Name": "Lovelace"}))
+
+    # then the fifth marks it as stopped
+    assert stopped() == ["Surname"]
+    presence = FieldPresence.objects.get(name="Surname")
+    assert (presence.seen, presence.misses_in_a_row) == (20, 5)
+
+
+def test_only_a_field_in_at_least_sixteen_of_the_twenty_submissions_before_counts_as_stopped(surname_form):
+    # Surname in 16 of 20, phone in 15 of 20; then neither, five times
+    send_runs(surname_form, (4, {}), (1, {"Surname": "L"}), (15, {"Surname": "L", "phone": "1"}), (5, {}))
+
+    assert stopped() == ["Surname"]
+
+
+def test_a_submission_without_any_mapped_field_counts_as_a_miss_for_each(surname_form):
+    send_runs(surname_form, (2, {"Surname": "L"}))
+
+    process(surname_form, {"something": "else"})
+
+    assert dict(FieldPresence.objects.values_list("name", "misses_in_a_row")) == {"Surname": 1, "email": 1}
+
+
+def test_a_stopped_field_that_arrives_again_is_no_longer_stopped_and_a_dismissed_one_stays_quiet(surname_form):
+    send_runs(surname_form, (20, {"Surname": "L"}), (5, {}))
+    assert stopped() == ["Surname"]
+
+    send_runs(surname_form, (1, {"Surname": "L"}))
+    assert stopped() == []
+
+    send_runs(surname_form, (20, {"Surname": "L"}), (5, {}))
+    presence_dismiss(presence_ids=list(FieldPresence.objects.values_list("pk", flat=True)))
+    send_runs(surname_form, (10, {}))
+    assert stopped() == []
+
+
+def test_a_field_the_mapping_no_longer_names_is_no_longer_watched(surname_form):
+    send_runs(surname_form, (20, {"Surname": "L"}), (5, {}))
+
+    mapping_set = surname_form.mapping_sets.get()
+    mapping_set.rules.filter(target="last_name").update(source_keys="last_name")
+    mapping_publish(mapping_set=mapping_set)
+
+    assert not FieldPresence.objects.filter(name="Surname").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_mapping_one_sources_submissions_at_once_record_drift_and_presence_without_failing():
+    # given twelve submissions of one form, each with a shared new field and 10 of its own
+    source = source_with_mapping(rules=(EMAIL_RULE, {"source_keys": "surname", "target": "last_name"}))
+    ids = [submission(source=source, payload={"email": f"p{n}@example.org", "surname": "L", "shared": "x",
+                                              **{f"own_{n}_{i}": "x" for i in range(10)}}).pk for n in range(12)]
+    start = threading.Barrier(len(ids))
+
+    def process_now(submission_id: int) -> str:
+        try:
+            start.wait(timeout=30)
+            return submission_process(submission_id=submission_id).status
+        finally:
+            connection.close()
+
+    # when as many workers map them at the same moment
+    with ThreadPoolExecutor(max_workers=len(ids)) as pool:
+        statuses = list(pool.map(process_now, ids))
+
+    # then every one is processed, each field counted once per submission
+    assert statuses == [Submission.Status.PROCESSED] * 12
+    assert UnmappedField.objects.get(name="shared").count == 12
+    assert UnmappedField.objects.filter(source=source).count() == 1 + 12 * 10
+    assert dict(FieldPresence.objects.values_list("name", "seen")) == {"email": 12, "surname": 12}

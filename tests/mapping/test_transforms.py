@@ -8,7 +8,7 @@ import phonenumbers
 import pycountry
 import pytest
 
-from mapping.transforms import COUNTRY_ALIASES, OPS, Context, TransformError, apply_chain, context_errors, validate_chain
+from mapping.transforms import COUNTRY_ALIASES, OPS, Context, TransformError, apply_chain, context_errors, phone_region, validate_chain
 
 # What a form or webhook can send: any JSON-like value, NaN included.
 JSON_VALUES = st.recursive(
@@ -421,3 +421,9 @@ def test_a_source_context_with_a_bad_region_or_zone_is_reported():
     assert context_errors(Context(default_region="XX", timezone="Paris")) == {
         "default_region": "'XX' is not a region code that phone numbers know, such as GB or US.",
         "timezone": "'Paris' is not an IANA time zone such as Europe/Paris."}
+
+
+@pytest.mark.parametrize("country, region", [("GB", "GB"), ("United Kingdom", "GB"), ("fra", "FR"), ("usa", "US"),
+                                             ("", ""), ("Atlantis", ""), (["DE"], "DE"), ({"a": 1}, "")])
+def test_phone_region_is_the_numbering_region_of_a_country_as_given(country, region):
+    assert phone_region(country) == region
