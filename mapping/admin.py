@@ -137,11 +137,13 @@ class MappingSetAdmin(admin.ModelAdmin):
         version = obj.published
         label = f"v{version.number} ({version.published_at:%Y-%m-%d %H:%M})" if version else "not published yet"
         return format_html('{} · <a href="{}">map from a sample</a> · <a href="{}">test this mapping</a> · '
-                           '<a href="{}">publish the draft</a> · <a href="{}">history</a>',
+                           '<a href="{}">publish the draft</a> · <a href="{}">history</a> · '
+                           '<a href="{}">its source, {}</a>',
                            label, reverse("admin:mapping_mappingset_from_sample", args=[obj.pk]),
                            reverse("admin:mapping_mappingset_preview", args=[obj.pk]),
                            reverse("admin:mapping_mappingset_publish", args=[obj.pk]),
-                           reverse("admin:mapping_mappingversion_changelist") + f"?mapping_set__id__exact={obj.pk}")
+                           reverse("admin:mapping_mappingversion_changelist") + f"?mapping_set__id__exact={obj.pk}",
+                           reverse("admin:ingestion_source_change", args=[obj.source_id]), obj.source.name)
 
     def publish_view(self, request, pk: int):
         if not request.user.has_perm(PUBLISH_PERMISSION):

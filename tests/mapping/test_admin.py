@@ -291,3 +291,12 @@ def test_choosing_nothing_says_so_and_a_reviewer_cannot_map_from_a_sample(revops
 
     assert "Choose a target for at least one field" in revops.post(url, {}).content.decode()
     assert reviewer.get(url).status_code == 403
+
+
+def test_the_mapping_page_links_back_to_its_source(operator):
+    source = source_with_mapping()
+    mapping_set = MappingSet.objects.get(source=source)
+
+    page = operator.get(f"/admin/mapping/mappingset/{mapping_set.pk}/change/").content.decode()
+
+    assert f'href="/admin/ingestion/source/{source.pk}/change/"' in page
