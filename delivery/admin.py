@@ -2,7 +2,6 @@
 test, preflight, create missing fields, pause, resume) and the outbox (push jobs, retry)."""
 
 from collections import Counter
-import json
 
 from django import forms
 from django.contrib import admin, messages
@@ -27,8 +26,14 @@ CREDENTIALS = {
     Destination.Auth.JWT_BEARER: [("client_id", "Consumer key"), ("username", "Username"), ("private_key", "Private key (PEM)")],
     Destination.Auth.BEARER: [("token", "Bearer token")],
     Destination.Auth.NONE: [],
+    Destination.Auth.HEADER: [("token", "Secret (the header's value)")],
+    Destination.Auth.BASIC: [("username", "Username"), ("password", "Password")],
+    Destination.Auth.OAUTH2_CLIENT_CREDENTIALS: [("client_id", "Client ID"), ("client_secret", "Client secret")],
+    Destination.Auth.OAUTH2_REFRESH_TOKEN: [("client_id", "Client ID"), ("client_secret", "Client secret"),
+                                            ("refresh_token", "Refresh token")],
 }
-SECRET_INPUTS = ("token", "client_id", "client_secret", "refresh_token", "username", "private_key", "signing_secret")
+SECRET_INPUTS = ("token", "client_id", "client_secret", "refresh_token", "username", "password", "private_key",
+                 "signing_secret")
 
 
 class CredentialState:
@@ -54,12 +59,14 @@ class CredentialTextarea(CredentialState, forms.Textarea):
 
 class DestinationForm(forms.ModelForm):
     base_url = forms.URLField(assume_scheme="https", help_text=Destination._meta.get_field("base_url").help_text)
-    token = forms.CharField(required=False, widget=CredentialInput, help_text="Private-app or bearer token.")
+    token = forms.CharField(required=False, widget=CredentialInput,
+                            help_text="Private-app or bearer token; REST custom header: the secret sent in it.")
     client_id = forms.CharField(required=False, widget=CredentialInput,
                                 help_text="OAuth client ID / Salesforce consumer key.")
     client_secret = forms.CharField(required=False, widget=CredentialInput)
-    refresh_token = forms.CharField(required=False, widget=CredentialInput, help_text="HubSpot OAuth.")
-    username = forms.CharField(required=False, widget=CredentialInput, help_text="Salesforce JWT bearer.")
+    refresh_token = forms.CharField(required=False, widget=CredentialInput, help_text="HubSpot OAuth, REST OAuth2 refresh token.")
+    username = forms.CharField(required=False, widget=CredentialInput, help_text="Salesforce JWT bearer, REST HTTP basic.")
+    password = forms.CharField(required=False, widget=CredentialInput, help_text="REST HTTP basic.")
     private_key = forms.CharField(required=False, widget=CredentialTextarea(attrs={"rows": 3}),
                                   help_text="Salesforce JWT bearer: the connected app's private key (PEM). Never shown again.")
     signing_secret = forms.CharField(required=False, widget=CredentialInput,
@@ -69,7 +76,7 @@ class DestinationForm(forms.ModelForm):
         model = Destination
         fields = ("name", "kind", "auth_method", "base_url", "api_version", "object_model", "upsert_property",
                   "company_upsert_property", "credentials_env", *SECRET_INPUTS, "http_method", "headers",
-                  "body_template", "signature_header", "rate_limit_requests", "rate_limit_window_seconds",
+                  "body_template", "signature_header", "rest_recipe", "rate_limit_requests", "rate_limit_window_seconds",
                   "daily_budget", "batch_size", "batch_wait_seconds", "changed_fields_only", "lookup_existing", "is_active")
 
     def __init__(self, *args, **kwargs) -> None:
@@ -110,15 +117,13 @@ class DestinationForm(forms.ModelForm):
             self.add_error("headers", 'Headers are a JSON object of strings, e.g. {"X-Team": "sales"}.')
         elif any(name.lower() in ("authorization", "cookie") for name in headers):
             self.add_error("headers", "Put secrets in the token or signing secret, not in plain headers.")
-        template = data.get("body_template", "")
-        if template:
-            try:
-                json.loads(template)
-            except ValueError as exc:
-                self.add_error("body_template", f"Not valid JSON: {exc}")
         if data.get("signature_header") and not (data.get("signing_secret") or self._stored().get("signing_secret")):
             self.add_error("signing_secret", "A signature header needs a signing secret.")
         return data
+
+    def clean_rest_recipe(self) -> dict:
+        # An empty box is "no recipe" (the simple POST), not a null the column refuses.
+        return self.cleaned_data.get("rest_recipe") or {}
 
     def save(self, commit: bool = True) -> Destination:
         values = {name: self.cleaned_data.get(name, "") for name in SECRET_INPUTS}
@@ -150,7 +155,7 @@ class DestinationAdmin(admin.ModelAdmin):
                                "lookup_existing", "is_active", "paused_at", "paused_reason")}),
             ("Credentials (write-only)", {"fields": ("auth_method", "credentials_env", *SECRET_INPUTS)}),
             ("Salesforce", {"fields": ("api_version", "instance_url"), "classes": ("collapse",)}),
-            ("REST endpoint", {"fields": ("http_method", "headers", "body_template", "signature_header"),
+            ("REST endpoint", {"fields": ("http_method", "headers", "body_template", "signature_header", "rest_recipe"),
                                "classes": ("collapse",)}),
             ("Pace and batching", {"fields": ("rate_limit_requests", "rate_limit_window_seconds", "daily_budget",
                                               "batch_size", "batch_wait_seconds", "changed_fields_only")}),
@@ -191,7 +196,7 @@ class DestinationAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{destination}: preflight failed: {_failure(exc)}", messages.ERROR)
                 continue
             if report.ok:
-                self.message_user(request, f"{destination}: preflight passed.", messages.SUCCESS)
+                self.message_user(request, " ".join([f"{destination}: preflight passed.", *report.notes]), messages.SUCCESS)
             else:
                 self.message_user(request, f"{destination}: " + "; ".join(report.lines()), messages.WARNING)
 

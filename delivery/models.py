@@ -9,6 +9,7 @@ from django.db.models import Q
 
 from core import secrets
 from core.fields import CONSENT_SOURCES, source_error
+from delivery.rest_recipe import Recipe, RecipeError, recipe_parse
 from leads.models import Lead
 
 
@@ -27,6 +28,10 @@ class Destination(models.Model):
         JWT_BEARER = "jwt_bearer", "Salesforce JWT bearer"
         BEARER = "bearer", "Static bearer token"
         NONE = "none", "None (headers and signing only)"
+        HEADER = "header", "Custom header with a stored secret (X-Api-Key, Authorization: Token …)"
+        BASIC = "basic", "HTTP basic (username and password)"
+        OAUTH2_CLIENT_CREDENTIALS = "oauth2_client_credentials", "OAuth2 client credentials"
+        OAUTH2_REFRESH_TOKEN = "oauth2_refresh_token", "OAuth2 refresh token"
 
     class ObjectModel(models.TextChoices):
         CONTACT = "contact", "HubSpot contact"
@@ -39,7 +44,8 @@ class Destination(models.Model):
     AUTH_BY_KIND = {
         Kind.HUBSPOT: (Auth.PRIVATE_APP, Auth.OAUTH),
         Kind.SALESFORCE: (Auth.CLIENT_CREDENTIALS, Auth.JWT_BEARER),
-        Kind.REST: (Auth.NONE, Auth.BEARER),
+        Kind.REST: (Auth.NONE, Auth.BEARER, Auth.HEADER, Auth.BASIC, Auth.OAUTH2_CLIENT_CREDENTIALS,
+                    Auth.OAUTH2_REFRESH_TOKEN),
     }
     OBJECTS_BY_KIND = {
         Kind.HUBSPOT: (ObjectModel.CONTACT, ObjectModel.CONTACT_COMPANY),
@@ -85,6 +91,12 @@ class Destination(models.Model):
                   "values (empty: the mapped fields as one JSON object).")
     signature_header = models.CharField(
         max_length=100, blank=True, help_text="REST: send an HMAC-SHA256 of the body in this header.")
+    rest_recipe = models.JSONField(
+        default=dict, blank=True,
+        help_text='REST: the requests to create, update, look up and batch records and how to read the answers, '
+                  'e.g. {"create": {"url": "/leads"}, "update": {"method": "PATCH", "url": "/leads/{{ crm_record_id }}"}, '
+                  '"lookup": {"url": "/leads?email={{ email }}", "id_path": "results[*].id"}}. Empty: POST the body '
+                  'template to the base URL. See the README, "Pointing it at any REST endpoint".')
     # Pace and batching.
     rate_limit_requests = models.PositiveIntegerField(
         default=100, help_text="At most this many requests per window, across all workers.")
@@ -116,6 +128,36 @@ class Destination(models.Model):
     @property
     def is_paused(self) -> bool:
         return self.paused_at is not None
+
+    def recipe(self) -> Recipe:
+        """The REST recipe, with the simple method and body template as its create request's
+        defaults (raises RecipeError)."""
+        return recipe_parse(self.rest_recipe, http_method=self.http_method, body_template=self.body_template)
+
+    def clean(self) -> None:
+        if self.body_template.strip():
+            try:
+                json.loads(self.body_template)
+            except ValueError as exc:
+                raise ValidationError({"body_template": f"Not valid JSON: {exc}"}) from None
+        if self.kind != self.Kind.REST:
+            return
+        try:
+            recipe = self.recipe()
+        except RecipeError as exc:
+            raise ValidationError({"rest_recipe": [f"{where}: {what}" for where, what in exc.errors.items()]}) from None
+        errors = {}
+        if self.lookup_existing and recipe.lookup is None:
+            errors["lookup_existing"] = "Looking up existing records needs a lookup request in the REST recipe; add one or untick this."
+        if recipe.batch is None and self.batch_size not in (None, 1):
+            errors["batch_size"] = "Without a batch request in the REST recipe, every record is its own call: leave this empty or 1."
+        elif recipe.batch is not None and self.batch_size and self.batch_size > recipe.batch.max:
+            errors["batch_size"] = f"The recipe's batch request takes at most {recipe.batch.max} records."
+        if errors:
+            raise ValidationError(errors)
+        # The dispatcher reads the batch size from this column: one call per record unless
+        # the recipe can batch.
+        self.batch_size = self.batch_size or (recipe.batch.max if recipe.batch else 1)
 
     # --- credentials: encrypted JSON, never shown again ---
 
