@@ -416,9 +416,9 @@ def test_a_field_the_mapping_no_longer_names_is_no_longer_watched(surname_form):
 
 @pytest.mark.django_db(transaction=True)
 def test_workers_mapping_one_sources_submissions_at_once_record_drift_and_presence_without_failing():
-    # given twelve submissions of one form, each with a shared new field and 10 of its own
+    # given twelve submissions of one form, each with a common new field and 10 of its own
     source = source_with_mapping(rules=(EMAIL_RULE, {"source_keys": "surname", "target": "last_name"}))
-    ids = [submission(source=source, payload={"email": f"p{n}@example.org", "surname": "L", "shared": "x",
+    ids = [submission(source=source, payload={"email": f"p{n}@example.org", "surname": "L", "common": "x",
                                               **{f"own_{n}_{i}": "x" for i in range(10)}}).pk for n in range(12)]
     start = threading.Barrier(len(ids))
 
@@ -435,6 +435,6 @@ def test_workers_mapping_one_sources_submissions_at_once_record_drift_and_presen
 
     # then every one is processed, each field counted once per submission
     assert statuses == [Submission.Status.PROCESSED] * 12
-    assert UnmappedField.objects.get(name="shared").count == 12
+    assert UnmappedField.objects.get(name="common").count == 12
     assert UnmappedField.objects.filter(source=source).count() == 1 + 12 * 10
     assert dict(FieldPresence.objects.values_list("name", "seen")) == {"email": 12, "surname": 12}
