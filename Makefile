@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint install clean bench-intake bench-delivery
+.PHONY: run test lint install clean bench-intake bench-delivery bench-dashboard bench-sync
 
 run: $(STAMP)
 	$(PY) manage.py run
@@ -28,6 +28,15 @@ bench-intake: $(STAMP)
 bench-delivery: $(STAMP)
 	$(PY) -m bench.delivery
 
+# CRM calls of the two-way sync poller's reads for 1,000 / 2,000 changed records and for none,
+# against a one-call-per-record baseline in the same run (bench/README.md).
+bench-sync: $(STAMP)
+	$(PY) -m bench.sync
+
+# The admin dashboard's SQL statements at 10k and 1M leads: the same number (bench/README.md).
+bench-dashboard: $(STAMP)
+	$(PY) -m bench.dashboard
+
 # Re-install when the dependencies change.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "crmsync needs Python 3.11 or newer")'
@@ -36,4 +45,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) var/*.sqlite3* var/test.sqlite3*
+	rm -rf $(VENV) var/*.sqlite3* var/test.sqlite3* var/metrics

@@ -31,9 +31,46 @@ class SyncLog(models.Model):
     response = models.JSONField(default=dict, blank=True, help_text="What came back for this record.")
     attempt = models.PositiveIntegerField(default=1)
     duration_ms = models.PositiveIntegerField(default=0)
+    correlation_id = models.CharField(
+        max_length=64, blank=True, db_index=True,
+        help_text="The correlation ID of the submission whose push job made this call (see its timeline).")
 
     class Meta:
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
         return f"{self.operation} {self.lead_external_id} → {self.destination_name}"
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per running worker process (`manage.py worker`), rewritten every few seconds:
+    /readyz fails when the newest is older than CRMSYNC_WORKER_HEARTBEAT_MAX_AGE_SECONDS."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="host:pid of the worker process.")
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-beat_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (last beat {self.beat_at:%Y-%m-%d %H:%M:%S})"
+
+
+class HourlyCount(models.Model):
+    """Counts kept as work happens, one row per hour, metric, subject (a source's or a
+    destination's ID, 0 for none) and outcome, so the dashboard and alerts read a few hundred
+    rows however many leads there are (audit.buckets writes them)."""
+
+    hour = models.DateTimeField(help_text="The start of the hour (UTC).")
+    metric = models.CharField(max_length=40)
+    subject_id = models.BigIntegerField(default=0)
+    outcome = models.CharField(max_length=40)
+    count = models.BigIntegerField(default=0, help_text="Events in the hour, or a gauge's highest sample.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["metric", "hour", "subject_id", "outcome"],
+                                               name="hourlycount_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.subject_id} {self.outcome} @ {self.hour:%Y-%m-%d %H:00}: {self.count}"

@@ -31,6 +31,7 @@ class CallRecord:
     response: Any = None
     attempt: int = 1
     duration_ms: int = 0
+    correlation_id: str = ""
 
 
 def sync_log_record(*, call: CallRecord, personal_keys: set[str] | frozenset[str] = frozenset()) -> SyncLog:
@@ -57,6 +58,7 @@ def sync_log_record(*, call: CallRecord, personal_keys: set[str] | frozenset[str
         response=response if response is not None else {},
         attempt=call.attempt,
         duration_ms=call.duration_ms,
+        correlation_id=call.correlation_id,
     )
 
 

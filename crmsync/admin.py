@@ -6,6 +6,7 @@ pages live in that stage's admin module."""
 
 from collections import Counter
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
@@ -17,6 +18,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 
 from audit.admin_mixins import ReadOnlyAdmin, pretty_json
+from audit.models import SyncLog
+from crmsync import timeline
 from crmsync.pipeline import (
     Corrected,
     ReprocessReport,
@@ -26,6 +29,7 @@ from crmsync.pipeline import (
     submission_fields,
     submissions_reprocess,
 )
+from delivery.models import PushJob
 from ingestion import admin as ingestion_admin
 from ingestion.models import Submission
 from ingestion.review import MAX_NAME_LENGTH, MAX_VALUE_LENGTH, submission_dismiss, submissions_dismiss, value_text
@@ -111,9 +115,21 @@ class LeadAdmin(ReadOnlyAdmin):
         return format_html_join(", ", '<a href="{}">{}</a>', (
             (reverse("admin:leads_lead_change", args=[m.pk]), m.external_id) for m in merged))
 
+    def get_urls(self):
+        return [path("<int:pk>/timeline/", self.admin_site.admin_view(self.timeline_view), name="leads_lead_timeline"),
+                *super().get_urls()]
+
+    def timeline_view(self, request, pk: int):
+        lead = self.get_object(request, str(pk))
+        if lead is None or not self.has_view_permission(request, lead):
+            raise Http404(f"No lead {pk}.")
+        return timeline.timeline_page(request, admin_context=self.admin_site.each_context(request), lead=lead,
+                                      focus_correlation_id=request.GET.get("focus", ""))
+
     @admin.display(description="history")
     def history_links(self, obj: Lead) -> str:
         links = {
+            "timeline": reverse("admin:leads_lead_timeline", args=[obj.pk]),
             "submissions": reverse("admin:ingestion_submission_changelist") + f"?lead__id__exact={obj.pk}",
             "push jobs": reverse("admin:delivery_pushjob_changelist") + f"?lead__id__exact={obj.pk}",
             "sync log": reverse("admin:audit_synclog_changelist") + f"?lead_external_id={obj.external_id}",
@@ -242,6 +258,8 @@ class SubmissionAdmin(ingestion_admin.SubmissionAdmin):
         return [
             path("<int:pk>/correct/", wrap(self.correct_view), name="ingestion_submission_correct"),
             path("<int:pk>/dismiss/", wrap(self.dismiss_view), name="ingestion_submission_dismiss"),
+            path("<int:pk>/timeline/", wrap(self.timeline_view), name="ingestion_submission_timeline"),
+            path("correlation/<str:correlation_id>/", wrap(self.correlation_view), name="ingestion_submission_correlation"),
             *super().get_urls(),
         ]
 
@@ -250,6 +268,27 @@ class SubmissionAdmin(ingestion_admin.SubmissionAdmin):
         can_review = bool(submission and submission.status == Submission.Status.REJECTED
                           and self.has_reprocess_permission(request))
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "can_review": can_review})
+
+    def timeline_view(self, request, pk: int):
+        """The submission's lead's timeline, with this submission's entries highlighted."""
+        submission = self.get_object(request, str(pk))
+        if submission is None or not self.has_view_permission(request, submission):
+            raise Http404(f"No submission {pk}.")
+        return timeline.timeline_page(request, admin_context=self.admin_site.each_context(request),
+                                      lead=submission.lead, focus=submission)
+
+    def correlation_view(self, request, correlation_id: str):
+        """Everything a correlation ID names: its submission's timeline, or (no submission
+        left) the timeline of the lead its push jobs, decisions or CRM calls are about."""
+        submission = Submission.objects.filter(correlation_id=correlation_id).order_by("pk").first()
+        if submission is not None:
+            return redirect("admin:ingestion_submission_timeline", submission.pk)
+        for model in (PushJob, LeadDecision, SyncLog):
+            lead_id = (model.objects.filter(correlation_id=correlation_id, lead__isnull=False)
+                       .values_list("lead_id", flat=True).first())
+            if lead_id is not None:
+                return redirect(reverse("admin:leads_lead_timeline", args=[lead_id]) + "?" + urlencode({"focus": correlation_id}))
+        raise Http404(f"Nothing carries the correlation ID {correlation_id}.")
 
     @admin.action(description="Reprocess with the current mapping", permissions=["reprocess"])
     def reprocess(self, request, queryset) -> None:

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from delivery.fieldmap import fields_default_ensure
-from delivery.models import Destination
+from delivery.models import Destination, DestinationField
 from ingestion.models import Source
 from leads.models import Owner, ScoringRule, StageThreshold, Team
 from mapping.models import FieldRule, MappingSet
@@ -83,9 +83,28 @@ def _demo_destination(base_url: str) -> Destination:
     # The demo shows one lead at a time: don't make it wait for company (the default waits
     # up to 10 s so that a burst of leads shares batch calls).
     destination.batch_wait_seconds = 1
+    created = not destination.fields.exists()
+    if created:
+        # Two-way sync, so an edit in the sandbox comes back within seconds (README, "Two-way sync").
+        destination.poll_interval_seconds = 5
     destination.save()
     fields_default_ensure(destination=destination)
+    if created:
+        _demo_two_way(destination)
     return destination
+
+
+# The demo's two-way fields: phone and company both ways with manual review, owner and
+# lifecycle stage from the CRM once it has them.
+DEMO_TWO_WAY = {"phone": (DestinationField.Direction.BOTH, DestinationField.Rule.MANUAL),
+                "company": (DestinationField.Direction.BOTH, DestinationField.Rule.MANUAL),
+                "lifecycle_stage": (DestinationField.Direction.FROM_CRM, ""),
+                "owner.hubspot_owner_id": (DestinationField.Direction.FROM_CRM, "")}
+
+
+def _demo_two_way(destination: Destination) -> None:
+    for source, (direction, rule) in DEMO_TWO_WAY.items():
+        DestinationField.objects.filter(destination=destination, source=source).update(direction=direction, rule=rule)
 
 
 def _demo_rules() -> None:

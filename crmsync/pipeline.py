@@ -14,14 +14,20 @@ from typing import Any
 
 from django.db import transaction
 
+from audit import buckets
+from audit.logging import log_context
+from core import metrics
+from core.fields import CONSENT_SOURCES
 from core.queue import enqueue
 from delivery.services import crm_records_of, push_jobs_due_exist, push_jobs_enqueue, push_jobs_stop
+from delivery.sync import polls_due_enqueue
 from ingestion.meta import Fetch, meta_leads_fetch
 from ingestion.models import Submission, SubmissionCorrection
 from ingestion.review import submission_correct
 from ingestion.services import submission_finish, submission_reopen, submission_waiting_for_retry, submissions_claim
 from leads import services as leads
 from leads.models import Lead
+from mapping.eventtime import event_time
 from mapping.extractors import shape_for_kind
 from mapping.models import MappingSet
 from mapping.services import source_fields, submission_map
@@ -41,8 +47,15 @@ def submission_process(*, submission_id: int) -> Submission:
     Safe to run any number of times: the row lock and the status check make every run after
     the first a no-op, and a crash before commit leaves the submission 'received' for the
     sweeper. Data that must be fetched first (Meta leads) is fetched before the transaction.
+    Every line logged meanwhile, and every decision made, carries the submission's correlation ID.
     """
     submission = Submission.objects.select_related("source").get(pk=submission_id)
+    with log_context(correlation_ids=[submission.correlation_id]):
+        return _process(submission)
+
+
+def _process(submission: Submission) -> Submission:
+    submission_id = submission.pk
     if submission.status != Submission.Status.RECEIVED or submission_waiting_for_retry(submission):
         return submission
     if meta_leads_fetch(submission=submission) != Fetch.READY:
@@ -63,10 +76,16 @@ def _process_locked(submission: Submission) -> Submission:
     mapped = result.mapped
     incoming = leads.Incoming(values=mapped.values, attributes=mapped.attributes, attribution=mapped.attribution,
                               source_slug=submission.source.slug, submission=submission,
-                              received_at=submission.received_at)
+                              received_at=submission.received_at,
+                              event_at=event_time(kind=submission.source.kind, payload=submission.payload,
+                                                  received_at=submission.received_at))
     resolution = leads.lead_resolve(incoming=incoming)
+    buckets.count_add(metric=buckets.CONSENT, subject_id=submission.source_id,
+                      outcome="given" if CONSENT_SOURCES & mapped.values.keys() else "missing")
+    if not resolution.matched_by:  # a new lead, routed or not
+        buckets.count_add(metric=buckets.NEW_LEAD, outcome="owned" if resolution.lead.owner_id else "unowned")
     if resolution.changed:
-        push_jobs_enqueue(lead=resolution.lead)
+        push_jobs_enqueue(lead=resolution.lead, correlation_id=submission.correlation_id)
     return submission_finish(submission=submission, status=Submission.Status.PROCESSED, lead=resolution.lead,
                              mapping_version=result.version, reasons=result.notes)
 
@@ -187,4 +206,6 @@ def pipeline_sweep(*, stale_seconds: int) -> SweepReport:
     due = push_jobs_due_exist()
     if due:
         enqueue("delivery.tasks.push_dispatch")
+    polls_due_enqueue()
+    metrics.worker_swept()  # a worker is alive (the alert on /metrics when none is)
     return SweepReport(submissions_requeued=len(ids), dispatch_rung=due)

@@ -20,6 +20,8 @@ SCHEDULES = (
     Declared("crmsync: pipeline sweep", "crmsync.tasks.pipeline_sweep", minutes=1),
     # Forgets idempotency keys past CRMSYNC_IDEMPOTENCY_RETENTION_DAYS.
     Declared("crmsync: prune idempotency keys", "ingestion.tasks.idempotency_keys_prune", minutes=60),
+    # Checks the alert rules, samples the dashboard's gauges and sends due notifications.
+    Declared("crmsync: evaluate alerts", "monitoring.tasks.alerts_evaluate", minutes=1),
 )
 PREFIX = "crmsync: "
 

@@ -4,6 +4,8 @@ The embedded default needs no configuration at all: SQLite under var/, the djang
 broker, the sandbox CRM. Production sets DATABASE_URL, REDIS_URL, SECRET_KEY and DEBUG=false.
 """
 
+import ipaddress
+import os
 from pathlib import Path
 import secrets
 
@@ -76,11 +78,15 @@ INSTALLED_APPS = [
     "leads",
     "delivery",
     "crmsync",
+    "monitoring",  # alerts and the dashboard, on top of every stage
     "sandbox",
     "audit",
 ]
 
 MIDDLEWARE = [
+    # Outermost: every answer (the JSON errors below included) carries X-Request-ID, and every
+    # line logged while it is made carries the request's ID.
+    "audit.logging.RequestIdMiddleware",
     # First, so it sees every answer under /api/ (a bad Host, no route, a crash) and makes it JSON.
     "ingestion.middleware.ApiJsonErrors",
     "django.middleware.security.SecurityMiddleware",
@@ -159,8 +165,24 @@ else:
 
 # --- Pipeline --------------------------------------------------------------------------------
 CRMSYNC = {
-    # A claimed push job whose worker died is re-dispatched once its lease has expired.
-    "PUSH_LEASE_SECONDS": env.int("CRMSYNC_PUSH_LEASE_SECONDS", default=300),
+    # A claimed push job whose worker died is re-dispatched once its lease has expired. A live
+    # worker renews the lease every third of it while it works (delivery/leases.py).
+    "PUSH_LEASE_SECONDS": env.int("CRMSYNC_PUSH_LEASE_SECONDS", default=15),
+    # `manage.py worker` exits this long at most after SIGTERM: work in flight finishes or is
+    # handed back without counting an attempt. Below docker's stop_grace_period (10 s).
+    "WORKER_STOP_GRACE_SECONDS": env.float("CRMSYNC_WORKER_STOP_GRACE_SECONDS", default=8.0),
+    # Each worker process writes its heartbeat this often; /readyz fails when the newest is
+    # older than the max age (no worker is running, or none can reach the database).
+    "WORKER_HEARTBEAT_SECONDS": env.float("CRMSYNC_WORKER_HEARTBEAT_SECONDS", default=5.0),
+    "WORKER_HEARTBEAT_MAX_AGE_SECONDS": env.float("CRMSYNC_WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=30.0),
+    # Two-way sync (README, "Two-way sync"): each poll re-reads this much before its watermark
+    # (CRM search lags its writes by seconds), holds its destination for this long per page, and
+    # checks for deleted records this often.
+    "SYNC_POLL_OVERLAP_SECONDS": env.int("CRMSYNC_SYNC_POLL_OVERLAP_SECONDS", default=30),
+    "SYNC_POLL_LEASE_SECONDS": env.int("CRMSYNC_SYNC_POLL_LEASE_SECONDS", default=120),
+    "SYNC_DELETIONS_EVERY_SECONDS": env.int("CRMSYNC_SYNC_DELETIONS_EVERY_SECONDS", default=300),
+    "SYNC_MAX_WAIT_SECONDS": env.float("CRMSYNC_SYNC_MAX_WAIT_SECONDS", default=5.0),
+    "SYNC_MAX_HINTS": 10_000,
     "PUSH_MAX_ATTEMPTS": env.int("CRMSYNC_PUSH_MAX_ATTEMPTS", default=8),
     "PUSH_BACKOFF_BASE_SECONDS": env.float("CRMSYNC_PUSH_BACKOFF_BASE_SECONDS", default=10.0),
     "PUSH_BACKOFF_CAP_SECONDS": env.float("CRMSYNC_PUSH_BACKOFF_CAP_SECONDS", default=3600.0),
@@ -203,6 +225,26 @@ SANDBOX_HUBSPOT_REFRESH_TOKEN = env.str("SANDBOX_HUBSPOT_REFRESH_TOKEN", default
 SANDBOX_SALESFORCE_CLIENT_ID = env.str("SANDBOX_SALESFORCE_CLIENT_ID", default="sandbox-salesforce-client-id")
 SANDBOX_SALESFORCE_CLIENT_SECRET = env.str("SANDBOX_SALESFORCE_CLIENT_SECRET", default="sandbox-salesforce-client-secret")
 
+# --- Metrics (/metrics, core/metrics.py) ---------------------------------------------------------
+# Every process writes its counts under this directory and a scrape adds them up (Prometheus
+# multiprocess mode); prometheus_client reads the variable when crmsync first imports it.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+# Who may scrape: a request with "Authorization: Bearer <token>", or from one of these addresses
+# or networks (comma-separated). Neither set: nobody (`make run` allows the loopback addresses).
+CRMSYNC_METRICS_TOKEN = env.str("CRMSYNC_METRICS_TOKEN", default="")
+
+
+def _networks(name: str, values: list[str]) -> list:
+    try:
+        return [ipaddress.ip_network(value, strict=False) for value in values if value]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc} (give IP addresses or networks such as 10.0.0.0/8).") from None
+
+
+CRMSYNC_METRICS_ALLOWED_IPS = _networks("CRMSYNC_METRICS_ALLOWED_IPS", env.list("CRMSYNC_METRICS_ALLOWED_IPS", default=[]))
+
 # --- HTTP and admin --------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -231,6 +273,13 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # filled by collectstatic in production; whitenoise wants it present
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "monitoring.staticfiles.PlotlyFinder",  # the dashboard's chart library, from the plotly package
+]
+# Links in alert notifications start with this (e.g. https://crmsync.example.com); empty: paths only.
+CRMSYNC_PUBLIC_URL = env.str("CRMSYNC_PUBLIC_URL", default="")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

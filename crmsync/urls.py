@@ -3,6 +3,10 @@ from django.contrib import admin
 from django.http import Http404, HttpResponsePermanentRedirect
 from django.urls import include, path
 
+from crmsync.health import readyz
+from crmsync.metrics import metrics
+from delivery.webhooks import hubspot_webhook
+
 # Admin pages of models that moved out of the crmsync app (same tables): old links still work.
 MOVED_ADMIN = {"lead": "leads", "destination": "delivery", "pushjob": "delivery"}
 
@@ -17,9 +21,13 @@ def moved_admin_page(request, model: str, rest: str = "") -> HttpResponsePermane
 urlpatterns = [
     path("admin/crmsync/<str:model>/", moved_admin_page),
     path("admin/crmsync/<str:model>/<path:rest>", moved_admin_page),
+    path("admin/dashboard/", include("monitoring.urls")),  # charts for RevOps (monitoring/), inside the admin
     path("admin/", admin.site.urls),
     path("api/v1/", include("ingestion.urls")),
+    path("api/crm-webhooks/hubspot/<int:destination_id>", hubspot_webhook, name="crm-webhook-hubspot"),
     path("healthz", include("audit.urls")),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),  # Prometheus; who may read it: crmsync/metrics.py
 ]
 if settings.SANDBOX_ENABLED:
     urlpatterns.append(path("sandbox/", include("sandbox.urls")))

@@ -9,14 +9,15 @@ from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
-from audit.admin_mixins import ReadOnlyAdmin
+from audit.admin_mixins import ReadOnlyAdmin, correlation_links
 from core.secrets import SecretUnavailable
 from delivery.connectors import connector_for
 from delivery.connectors.base import ConnectorError
 from delivery.fieldmap import fields_default_ensure
-from delivery.models import Destination, DestinationField, PushJob
+from delivery.models import Destination, DestinationField, PushJob, SyncCursor
 from delivery.preflight import destination_fields_create, destination_preflight
 from delivery.services import destination_pause, destination_resume, push_jobs_retry
+from delivery.sync import poll_request
 
 # Credentials each auth method needs: (key, label, widget). All are write-only.
 CREDENTIALS = {
@@ -34,6 +35,9 @@ CREDENTIALS = {
 }
 SECRET_INPUTS = ("token", "client_id", "client_secret", "refresh_token", "username", "password", "private_key",
                  "signing_secret")
+# Write-only as well, but not used to call the CRM: the HubSpot app's client secret that signs
+# the webhooks it sends (delivery.webhooks).
+WEBHOOK_SECRET = "webhook_client_secret"
 
 
 class CredentialState:
@@ -71,19 +75,24 @@ class DestinationForm(forms.ModelForm):
                                   help_text="Salesforce JWT bearer: the connected app's private key (PEM). Never shown again.")
     signing_secret = forms.CharField(required=False, widget=CredentialInput,
                                      help_text="REST: HMAC-SHA256 secret for the signature header.")
+    webhook_client_secret = forms.CharField(
+        required=False, widget=CredentialInput,
+        help_text="Optional: your HubSpot app's client secret, which signs the webhooks it sends here. Empty: webhooks "
+                  "are refused and the poller alone reads changes.")
 
     class Meta:
         model = Destination
         fields = ("name", "kind", "auth_method", "base_url", "api_version", "object_model", "upsert_property",
-                  "company_upsert_property", "credentials_env", *SECRET_INPUTS, "http_method", "headers",
+                  "company_upsert_property", "credentials_env", *SECRET_INPUTS, WEBHOOK_SECRET, "http_method", "headers",
                   "body_template", "signature_header", "rest_recipe", "rate_limit_requests", "rate_limit_window_seconds",
-                  "daily_budget", "batch_size", "batch_wait_seconds", "changed_fields_only", "lookup_existing", "is_active")
+                  "daily_budget", "batch_size", "batch_wait_seconds", "changed_fields_only", "lookup_existing", "is_active",
+                  "poll_interval_seconds", "clock_margin_seconds")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         stored = self._stored()
         unreadable = bool(self.instance.credentials_encrypted) and not stored
-        for name in SECRET_INPUTS:
+        for name in (*SECRET_INPUTS, WEBHOOK_SECRET):
             field = self.fields[name]
             field.widget.state = "unreadable" if unreadable else "set" if stored.get(name) else "not set"
             field.help_text = ("Stored encrypted; leave empty to keep it. " if stored.get(name) else
@@ -126,7 +135,7 @@ class DestinationForm(forms.ModelForm):
         return self.cleaned_data.get("rest_recipe") or {}
 
     def save(self, commit: bool = True) -> Destination:
-        values = {name: self.cleaned_data.get(name, "") for name in SECRET_INPUTS}
+        values = {name: self.cleaned_data.get(name, "") for name in (*SECRET_INPUTS, WEBHOOK_SECRET)}
         if any(values.values()):
             self.instance.set_credentials(values)
         return super().save(commit=commit)
@@ -135,7 +144,7 @@ class DestinationForm(forms.ModelForm):
 class DestinationFieldInline(admin.TabularInline):
     model = DestinationField
     extra = 1
-    fields = ("object", "source", "target", "value_map", "default")
+    fields = ("object", "source", "target", "value_map", "default", "direction", "rule")
     # Most lines have no value map: a two-line box keeps the table inside a 1280 px page.
     formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 30})}}
 
@@ -146,10 +155,46 @@ class DestinationAdmin(admin.ModelAdmin):
     inlines = [DestinationFieldInline]
     list_display = ("name", "kind", "object_model", "base_url", "state", "has_stored_credentials", "rate")
     list_filter = ("kind", "is_active")
-    readonly_fields = ("paused_at", "paused_reason", "instance_url")
-    actions = ["test_connection", "run_preflight", "create_missing_fields", "pause", "resume"]
+    readonly_fields = ("paused_at", "paused_reason", "instance_url", "sync_status")
+    actions = ["test_connection", "run_preflight", "create_missing_fields", "pause", "resume", "poll_now"]
+
+    def get_list_display(self, request):
+        return (*self.list_display, "last_poll")
+
+    @admin.display(description="two-way sync")
+    def sync_status(self, obj: Destination) -> str:
+        cursor = obj.sync_cursors.filter(object=SyncCursor.Object.PRIMARY).first() if obj.pk else None
+        if cursor is None:
+            return "Never polled." if obj.poll_interval_seconds else "Off (interval 0)."
+        offset = f"{obj.clock_offset_seconds:+.0f} s" if obj.clock_offset_seconds is not None else "not measured"
+        return format_html(
+            "Last poll: <span class='last-poll'>{}</span> (finished {}); watermark: <span class='watermark'>{}</span>; "
+            "last poll read <span class='records-read'>{}</span> record(s) in {} call(s) and applied "
+            "<span class='changes-applied'>{}</span> change(s); in all {} read, {} applied over {} poll(s); CRM clock offset "
+            "{}.{}", cursor.last_started_at or "never", cursor.last_finished_at or "-", cursor.watermark or "none yet",
+            cursor.last_records_read, cursor.last_calls, cursor.last_changes_applied, cursor.records_read,
+            cursor.changes_applied, cursor.polls, offset,
+            format_html(" <strong>Last error: {}</strong>", cursor.last_error) if cursor.last_error else "")
+
+    @admin.display(description="last poll")
+    def last_poll(self, obj: Destination) -> str:
+        cursor = next(iter(obj.sync_cursors.all()), None)
+        if cursor is None or cursor.last_started_at is None:
+            return "-"
+        return f"{cursor.last_started_at:%Y-%m-%d %H:%M:%S}" + (" (error)" if cursor.last_error else "")
+
+    @admin.action(description="Poll now (two-way sync)")
+    def poll_now(self, request, queryset) -> None:
+        for destination in queryset:
+            if destination.kind == Destination.Kind.REST:
+                self.message_user(request, f"{destination}: REST destinations are not read back.", messages.WARNING)
+                continue
+            poll_request(destination=destination)
+            self.message_user(request, f"{destination}: a poll is queued.", messages.SUCCESS)
 
     def get_fieldsets(self, request, obj=None):
+        webhooks = [] if obj is not None and obj.kind != Destination.Kind.HUBSPOT else [
+            ("HubSpot webhooks (optional)", {"fields": (WEBHOOK_SECRET,), "description": _webhook_guide(request, obj)})]
         return [
             (None, {"fields": ("name", "kind", "base_url", "object_model", "upsert_property", "company_upsert_property",
                                "lookup_existing", "is_active", "paused_at", "paused_reason")}),
@@ -159,6 +204,11 @@ class DestinationAdmin(admin.ModelAdmin):
                                "classes": ("collapse",)}),
             ("Pace and batching", {"fields": ("rate_limit_requests", "rate_limit_window_seconds", "daily_budget",
                                               "batch_size", "batch_wait_seconds", "changed_fields_only")}),
+            ("Two-way sync", {"fields": ("poll_interval_seconds", "clock_margin_seconds", "sync_status"),
+                              "description": "Fields whose direction (in the field map below) is 'from the CRM' or "
+                                             "'both' are read back by a poll every interval. See the README, "
+                                             "\"Two-way sync\"."}),
+            *webhooks,
         ]
 
     def save_related(self, request, form, formsets, change) -> None:
@@ -233,6 +283,16 @@ class DestinationAdmin(admin.ModelAdmin):
         self.message_user(request, text + (f" ({not_paused} were not paused)." if not_paused else "."), messages.SUCCESS)
 
 
+def _webhook_guide(request, obj: Destination | None) -> str:
+    # The receiver URL as HubSpot must call it: this server's address, from the request.
+    if obj is None:
+        return "Once the destination is saved, its webhook receiver URL shows here."
+    url = request.build_absolute_uri(reverse("crm-webhook-hubspot", args=[obj.pk]))
+    return format_html("Receiver URL: <code>{}</code>. In your HubSpot app's webhook settings, make it the target URL "
+                       "(over https) and subscribe to contact property changes, deletions and merges. A signed "
+                       "webhook only makes the poller read the records it names now; the poller stays the truth.", url)
+
+
 def _failure(exc: Exception) -> str:
     if isinstance(exc, (ConnectorError, SecretUnavailable, NotImplementedError)):
         return str(exc)
@@ -248,10 +308,10 @@ class PushJobAdmin(ReadOnlyAdmin):
                     "crm_record_id", "short_error", "updated_at")
     list_filter = ("status", "destination", "last_error_code")
     list_select_related = ("lead", "destination")
-    search_fields = ("=id", "lead__email", "lead__external_id", "crm_record_id")
+    search_fields = ("=id", "lead__email", "lead__external_id", "crm_record_id", "=correlation_id")
     readonly_fields = ("lead", "destination", "status", "operation", "attempts", "next_attempt_at", "leased_until",
                        "crm_record_id", "last_error_code", "last_error", "created_at", "updated_at", "finished_at",
-                       "sync_log_link")
+                       "sync_log_link", "correlation")
     fields = readonly_fields
     actions = ["retry_now"]
 
@@ -262,6 +322,10 @@ class PushJobAdmin(ReadOnlyAdmin):
     @admin.display(description="last error")
     def short_error(self, obj: PushJob) -> str:
         return obj.last_error[:120]
+
+    @admin.display(description="correlation ID")
+    def correlation(self, obj: PushJob) -> str:
+        return correlation_links(obj.correlation_id)
 
     @admin.display(description="sync log")
     def sync_log_link(self, obj: PushJob) -> str:
@@ -295,3 +359,4 @@ def retry_message(selected: dict[int, str], count: int) -> str:
     if newer:
         reasons["a newer job for the lead is pending"] = newer
     return text + f"; {skipped} skipped: " + ", ".join(f"{n} {why}" for why, n in reasons.items()) + "."
+from delivery import conflicts_admin  # noqa: E402,F401 -- registers the conflict queue

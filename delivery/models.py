@@ -3,6 +3,7 @@ lead, the shared rate budgets and the outbox. Moved from the crmsync app with th
 
 import json
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -113,6 +114,15 @@ class Destination(models.Model):
     lookup_existing = models.BooleanField(
         default=True, help_text="Before creating a record, look for one the CRM already has with the lead's "
                                 "email (typed in by hand, imported) and update that one instead.")
+    # Two-way sync: reading the CRM's changes back.
+    poll_interval_seconds = models.PositiveIntegerField(
+        default=0, help_text="Read changes back from the CRM every this many seconds (0: never). Only fields whose "
+                             "direction is 'from the CRM' or 'both' are read.")
+    clock_margin_seconds = models.PositiveIntegerField(
+        default=30, help_text="'Most recent' rule: two changes closer than this (after correcting for the CRM's "
+                              "clock) are a tie, and a tie goes to the CRM's value.")
+    # The CRM's clock minus ours, as measured at the last poll (its Date header).
+    clock_offset_seconds = models.FloatField(null=True, blank=True, editable=False)
     is_active = models.BooleanField(default=True)
     paused_at = models.DateTimeField(null=True, blank=True, editable=False)
     paused_reason = models.TextField(blank=True, editable=False)
@@ -197,11 +207,24 @@ class Destination(models.Model):
 
 
 class DestinationField(models.Model):
-    """One line of a destination's field map: a canonical lead field to a CRM property."""
+    """One line of a destination's field map: a canonical lead field to a CRM property, the way
+    its changes travel, and who wins when both sides changed it."""
 
     class Object(models.TextChoices):
         PRIMARY = "primary", "Contact / Lead / record"
         COMPANY = "company", "Company / Account"
+
+    class Direction(models.TextChoices):
+        TO_CRM = "to_crm", "To the CRM"
+        FROM_CRM = "from_crm", "From the CRM"
+        BOTH = "both", "Both ways"
+
+    class Rule(models.TextChoices):
+        OURS = "ours", "Ours wins"
+        CRM = "crm", "The CRM's wins"
+        CRM_UNLESS_BLANK = "crm_unless_blank", "The CRM's wins unless blank"
+        MOST_RECENT = "most_recent", "The most recent change wins"
+        MANUAL = "manual", "Manual review"
 
     destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="fields")
     source = models.CharField(
@@ -216,6 +239,15 @@ class DestinationField(models.Model):
     value_map = models.JSONField(
         default=dict, blank=True, help_text='Optional: our value -> CRM picklist value, e.g. {"de": "Germany"}.')
     default = models.CharField(max_length=255, blank=True, help_text="Sent when the lead has no value.")
+    direction = models.CharField(
+        max_length=10, choices=Direction.choices, default=Direction.TO_CRM,
+        help_text="To the CRM: we send it. From the CRM: we send it only to fill a new record, then the CRM's "
+                  "changes come back to the lead. Both: changes travel both ways; the rule decides when both changed.")
+    rule = models.CharField(
+        max_length=20, choices=Rule.choices, blank=True,
+        help_text="Both ways: who wins when both sides changed the field since the last sync. Empty: the field's "
+                  "default (owner and lifecycle stage: the CRM's unless blank; consent: the most recent; "
+                  "anything else: manual review).")
 
     class Meta:
         db_table = "crmsync_destinationfield"  # the table it had in the crmsync app
@@ -227,14 +259,60 @@ class DestinationField(models.Model):
     def __str__(self) -> str:
         return f"{self.source} → {self.target}"
 
+    @property
+    def reads_back(self) -> bool:
+        return self.direction in (self.Direction.FROM_CRM, self.Direction.BOTH)
+
+    def effective_rule(self) -> str:
+        return self.rule or default_rule(self.source.strip())
+
     def clean(self) -> None:
         errors = {}
-        if message := source_error(self.source.strip()):
+        source = self.source.strip()
+        if message := source_error(source):
             errors["source"] = message
-        if self.source.strip() in CONSENT_SOURCES and self.default:
+        if source in CONSENT_SOURCES and self.default:
             errors["default"] = "Consent is never defaulted: a lead without an answer sends nothing for it."
+        if self.reads_back:
+            if message := pull_error(source, obj=self.object, kind=self.destination.kind if self.destination_id else ""):
+                errors["direction"] = message
+            elif self.rule and self.direction == self.Direction.FROM_CRM and self.rule != self.Rule.CRM:
+                errors["rule"] = "A field that comes from the CRM always takes the CRM's value; leave the rule empty."
+            elif source in CONSENT_SOURCES and self.rule and self.rule not in (self.Rule.MOST_RECENT, self.Rule.MANUAL):
+                errors["rule"] = "Consent is only ever the person's latest answer: use 'most recent' or manual review."
         if errors:
             raise ValidationError(errors)
+
+
+# Lead fields the CRM's changes may be written back to (owner by its CRM user ID; consent as the
+# person's latest opt-in answer). Anything else a field map reads is computed or is our key.
+PULLABLE_SOURCES = frozenset({"first_name", "last_name", "phone", "company", "country", "lifecycle_stage",
+                              "owner.hubspot_owner_id", "owner.salesforce_user_id", "marketing_opt_in"})
+
+
+def pull_error(source: str, *, obj: str = "primary", kind: str = "") -> str:
+    """'' when changes to `source` can be read back from the CRM; else why not, for RevOps."""
+    if kind == Destination.Kind.REST:
+        return "REST destinations are written only: nothing reads their records back. Use 'To the CRM'."
+    if obj == DestinationField.Object.COMPANY:
+        return "Company and Account fields are only sent to the CRM. Use 'To the CRM'."
+    if source in PULLABLE_SOURCES or (source.startswith("attributes.") and len(source) > len("attributes.")):
+        return ""
+    if source == "email":
+        return ("The email is the key that finds the person across sources; a change in the CRM cannot be written back "
+                "(merge the leads instead). Use 'To the CRM'.")
+    if source in ("owner.name", "owner.email"):
+        return "The owner is read back by its CRM user ID: map owner.hubspot_owner_id or owner.salesforce_user_id instead."
+    return f"{source} is computed by crmsync (or is its key), so a CRM value cannot be written into it. Use 'To the CRM'."
+
+
+def default_rule(source: str) -> str:
+    """Who wins by default when both sides changed a two-way field."""
+    if source == "lifecycle_stage" or source.startswith("owner."):
+        return DestinationField.Rule.CRM_UNLESS_BLANK
+    if source in CONSENT_SOURCES:
+        return DestinationField.Rule.MOST_RECENT
+    return DestinationField.Rule.MANUAL
 
 
 class LeadDelivery(models.Model):
@@ -250,6 +328,17 @@ class LeadDelivery(models.Model):
     # When the CRM was asked for a record with the lead's email before the first create. Once
     # asked, retries skip the lookup: anything created since carries our upsert key.
     looked_up_at = models.DateTimeField(null=True, blank=True)
+
+    class CrmState(models.TextChoices):
+        LINKED = "", "In sync"
+        DELETED = "deleted", "Deleted in the CRM: held for review"
+        MERGED = "merged", "Merged in the CRM: held for review"
+        UNLINKED = "unlinked", "No longer synced (a reviewer's decision)"
+
+    # While not LINKED, nothing is pushed for the lead to this destination.
+    crm_state = models.CharField(max_length=10, choices=CrmState.choices, blank=True, default="")
+    # The record's last modification time as the CRM reported it (its clock), at the last poll.
+    crm_modified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "crmsync_leaddelivery"  # the table it had in the crmsync app
@@ -299,6 +388,9 @@ class PushJob(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     leased_until = models.DateTimeField(null=True, blank=True)
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    # Set just before the current attempt's CRM call: a worker killed before it never reached
+    # the CRM, and the claim that takes the job over does not count that attempt.
+    request_sent = models.BooleanField(default=False, editable=False)
     last_error = models.TextField(blank=True)
     last_error_code = models.CharField(max_length=100, blank=True)
     operation = models.CharField(max_length=20, blank=True, help_text="create, update or noop, once succeeded.")
@@ -306,6 +398,9 @@ class PushJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    correlation_id = models.CharField(
+        max_length=64, blank=True, db_index=True,
+        help_text="The correlation ID of the submission whose processing created or last refreshed this job.")
 
     class Meta:
         db_table = "crmsync_pushjob"  # the table it had in the crmsync app
@@ -331,3 +426,105 @@ class PushJob(models.Model):
     def __str__(self) -> str:
         return f"PushJob {self.pk} ({self.status})"
 
+
+
+class SyncCursor(models.Model):
+    """Where a destination's reconciliation poll stands for one object: the CRM-clock watermark
+    (moved forward only once a page is applied, in the page's transaction), the open query's
+    next page, and what the polls read and applied."""
+
+    class Object(models.TextChoices):
+        PRIMARY = "primary", "Contacts / Leads"
+        COMPANY = "company", "Companies / Accounts"
+
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="sync_cursors")
+    object = models.CharField(max_length=10, choices=Object.choices, default=Object.PRIMARY)
+    watermark = models.DateTimeField(null=True, blank=True, help_text="Changes up to here (CRM clock) are applied.")
+    cursor = models.TextField(blank=True, help_text="The next page of the poll in progress.")
+    deletions_checked_at = models.DateTimeField(null=True, blank=True)
+    deletions_watermark = models.DateTimeField(null=True, blank=True)
+    # Record IDs a CRM webhook named: read directly at the next poll.
+    hinted_ids = models.JSONField(default=list, blank=True)
+    poll_requested_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_records_read = models.PositiveIntegerField(default=0)
+    last_changes_applied = models.PositiveIntegerField(default=0)
+    last_calls = models.PositiveIntegerField(default=0)
+    records_read = models.BigIntegerField(default=0)
+    changes_applied = models.BigIntegerField(default=0)
+    polls = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["destination", "object"], name="synccursor_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.destination} {self.object} poll"
+
+
+class Conflict(models.Model):
+    """Something a reviewer decides: a field both sides changed to different values under the
+    'manual review' rule, or a CRM record that was deleted or merged away. One open row per
+    lead, destination, field and kind."""
+
+    class Kind(models.TextChoices):
+        FIELD = "field", "Both sides changed a field"
+        DELETED = "deleted", "Record deleted in the CRM"
+        MERGED = "merged", "Record merged in the CRM"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved by a reviewer"
+        CLOSED = "closed", "Closed by itself (the sides agree)"
+
+    class Resolution(models.TextChoices):
+        KEEP_OURS = "keep_ours", "Kept ours (pushed to the CRM)"
+        TAKE_CRM = "take_crm", "Took the CRM's"
+        VALUE = "value", "Entered a value (both sides)"
+        CONVERGED = "converged", "Both sides came to agree"
+        RECREATE = "recreate", "Recreated the record in the CRM"
+        UNLINK = "unlink", "Stopped syncing the lead here"
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="conflicts")
+    destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="conflicts")
+    field = models.ForeignKey(DestinationField, null=True, blank=True, on_delete=models.SET_NULL, related_name="conflicts")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.FIELD)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True)
+    target = models.CharField(max_length=100, blank=True, help_text="The CRM field.")
+    source = models.CharField(max_length=100, blank=True, help_text="The lead field.")
+    crm_record_id = models.CharField(max_length=100, blank=True)
+    merged_into = models.CharField(max_length=100, blank=True, help_text="Merges: the CRM record that survived.")
+    # Values as the CRM holds them (after the field's value map).
+    base = models.JSONField(null=True, blank=True, help_text="The value last synced.")
+    ours = models.JSONField(null=True, blank=True)
+    theirs = models.JSONField(null=True, blank=True)
+    ours_at = models.DateTimeField(null=True, blank=True)
+    ours_by = models.CharField(max_length=200, blank=True, help_text="The source that set our value.")
+    theirs_at = models.DateTimeField(null=True, blank=True, help_text="In our clock (the CRM's corrected).")
+    theirs_by = models.CharField(max_length=200, blank=True, help_text="Who changed it in the CRM.")
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    resolution = models.CharField(max_length=10, choices=Resolution.choices, blank=True)
+    resolved_value = models.JSONField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        permissions = [("resolve_conflict", "Can resolve two-way sync conflicts")]
+        indexes = [models.Index(fields=["status", "created_at"], name="conflict_status_age")]
+        constraints = [
+            models.UniqueConstraint(fields=["lead", "destination", "target", "kind"], condition=Q(status="open"),
+                                    name="conflict_one_open"),
+        ]
+
+    def __str__(self) -> str:
+        what = self.target if self.kind == self.Kind.FIELD else self.get_kind_display().lower()
+        return f"{self.lead} @ {self.destination}: {what}"

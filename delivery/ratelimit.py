@@ -36,6 +36,7 @@ class Grant:
     wait_seconds: float = 0.0
     reason: str = ""
     ticket: str = ""  # hand back to release() when the call has its answer
+    kind: str = ""  # why not granted, for metrics: window, blocked (the CRM's signal) or daily
 
 
 def now_ms(clock: Clock = time.time) -> int:
@@ -56,19 +57,19 @@ def acquire(destination: Destination, *, clock: Clock = time.time) -> Grant:
         budget = _locked(destination)
         now = now_ms(clock)
         if budget.blocked_until_ms > now:
-            return Grant(False, (budget.blocked_until_ms - now) / 1000, budget.blocked_reason or "blocked")
+            return Grant(False, (budget.blocked_until_ms - now) / 1000, budget.blocked_reason or "blocked", kind="blocked")
         day = datetime.fromtimestamp(now / 1000, dt_timezone.utc).date().isoformat()
         if budget.day != day:
             budget.day, budget.day_count = day, 0
         if budget.day_count >= destination.daily_budget:
-            return Grant(False, seconds_to_midnight(clock), "daily budget used up")
+            return Grant(False, seconds_to_midnight(clock), "daily budget used up", kind="daily")
         holding = [slot for slot in _slots(budget) if _frees_at(slot, window_ms) > now]
         if len(holding) >= limit:
             frees = sorted(_frees_at(slot, window_ms) for slot in holding)
             wait = frees[len(holding) - limit] - now
             # Slots still waiting for their answer free up when it comes: look again soon.
             return Grant(False, max(0.01, min(wait, 250) / 1000 if wait > window_ms else wait / 1000),
-                         "rate limit window full")
+                         "rate limit window full", kind="window")
         ticket = uuid.uuid4().hex[:12]
         budget.recent_ms = [*holding, [now, 0, ticket]]
         budget.day_count += 1

@@ -10,19 +10,26 @@ import uuid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Case, Count, F, Max, Q, When
 from django.utils import timezone
 
+from audit import buckets
+from audit.logging import correlation_id_current, log_context
 from audit.models import SyncLog
 from audit.services import CallRecord, sync_log_record
+from core import metrics
 from core.outbound import backoff_seconds
 from core.queue import enqueue
+from core.stopping import stop_requested
 from delivery import ratelimit
 from delivery.connectors import connector_class, connector_for
-from delivery.connectors.base import Outcome, PushRecord, RecordResult
+from delivery.connectors.base import Outcome, PollError, PushRecord, RecordResult
 from delivery.fieldmap import crm_owned_targets, personal_targets, render
-from delivery.models import Destination, LeadDelivery, PushJob
+from delivery.leases import lease_heartbeat, lease_until
+from delivery.models import Conflict, Destination, DestinationField, LeadDelivery, PushJob
+from delivery.reconcile import changes_reconcile, same, sync_fields
 from delivery.session import DestinationSession, RateLimitWait
+from ingestion.models import Submission
 from leads.decisions import decision_record
 from leads.models import Lead, LeadDecision
 from leads.services import lead_customer_found
@@ -32,25 +39,39 @@ log = logging.getLogger(__name__)
 # --- Outbox --------------------------------------------------------------------------------
 
 
-def push_jobs_enqueue(*, lead: Lead) -> list[PushJob]:
-    """Write one pending job per active destination, in the caller's transaction (the outbox),
-    and ring the dispatcher once it commits."""
-    jobs = [_pending_job(lead, destination) for destination in Destination.objects.filter(is_active=True)]
+def push_jobs_enqueue(*, lead: Lead, correlation_id: str | None = None, exclude_destination_id: int | None = None,
+                      only_destination_id: int | None = None) -> list[PushJob]:
+    """Write one pending job per active destination (or only one, or all but one: a value read
+    from a CRM need not go back to it), in the caller's transaction (the outbox), and ring the
+    dispatcher once it commits. The jobs carry the correlation ID of the submission that caused
+    them (by default, the one whose work is running): a job already pending takes the newer
+    one, since it will send this submission's changes."""
+    correlation_id = correlation_id_current() if correlation_id is None else correlation_id
+    destinations = Destination.objects.filter(is_active=True)
+    if exclude_destination_id is not None:
+        destinations = destinations.exclude(pk=exclude_destination_id)
+    if only_destination_id is not None:
+        destinations = destinations.filter(pk=only_destination_id)
+    jobs = [_pending_job(lead, destination, correlation_id) for destination in destinations]
     if jobs:
         enqueue("delivery.tasks.push_dispatch")
     return jobs
 
 
-def _pending_job(lead: Lead, destination: Destination) -> PushJob:
+def _pending_job(lead: Lead, destination: Destination, correlation_id: str = "") -> PushJob:
     # A new job lingers up to batch_wait_seconds so that leads arriving together share one
     # batch call; _claim() takes it early once a full batch is waiting.
     due = timezone.now() + timedelta(seconds=destination.batch_wait_seconds)
     try:
         with transaction.atomic():
-            return PushJob.objects.create(lead=lead, destination=destination, next_attempt_at=due)
+            return PushJob.objects.create(lead=lead, destination=destination, next_attempt_at=due,
+                                          correlation_id=correlation_id)
     except IntegrityError:
         # Already pending: it will send the lead as it is at push time.
-        return PushJob.objects.get(lead=lead, destination=destination, status=PushJob.Status.PENDING)
+        pending = PushJob.objects.filter(lead=lead, destination=destination, status=PushJob.Status.PENDING)
+        if correlation_id:
+            pending.update(correlation_id=correlation_id)
+        return pending.get()
 
 
 # --- Dispatch ------------------------------------------------------------------------------
@@ -98,6 +119,8 @@ def push_jobs_due_exist() -> bool:
 def push_dispatch_due(*, limit: int = 1000) -> int:
     """Claim due jobs, push them in batches per destination and record every outcome.
     Returns how many jobs were claimed."""
+    if stop_requested():
+        return 0  # the worker is stopping: claim nothing more
     token = uuid.uuid4()
     claimed = _claim(token, limit)
     if not claimed:
@@ -106,8 +129,10 @@ def push_dispatch_due(*, limit: int = 1000) -> int:
     by_destination: dict[int, list[PushJob]] = defaultdict(list)
     for job in jobs:
         by_destination[job.destination_id].append(job)
-    for group in by_destination.values():
-        _push_group(group, token)
+    with lease_heartbeat(token, hand_back=lambda: _release(jobs, token, 0, "worker stopping")):
+        for group in by_destination.values():
+            with log_context(correlation_ids=[job.correlation_id for job in group]):
+                _push_group(group, token)
     return claimed
 
 
@@ -129,12 +154,16 @@ def _claim(token: uuid.UUID, limit: int) -> int:
             if len(ids) < limit:
                 ids += list(PushJob.objects.filter(_lingering(now), destination_id=destination_id).order_by("id")
                             .values_list("id", flat=True)[: min(count, limit - len(ids))])
-        lease = timedelta(seconds=settings.CRMSYNC["PUSH_LEASE_SECONDS"])
         return PushJob.objects.filter(_due(now) | _lingering(now), id__in=ids).update(
             status=PushJob.Status.IN_PROGRESS,
             claim_token=token,
-            leased_until=timezone.now() + lease,
-            attempts=F("attempts") + 1,
+            leased_until=lease_until(),
+            # Each claim counts an attempt, except that the attempt of a worker that died before
+            # its request went out (abandoned, never sent) is taken over instead of counted again.
+            # Both sides of SET read the row as it was, on PostgreSQL and SQLite alike.
+            attempts=Case(When(status=PushJob.Status.IN_PROGRESS, request_sent=False, then=F("attempts")),
+                          default=F("attempts") + 1),
+            request_sent=False,
         )
 
 
@@ -145,6 +174,7 @@ class _Work:
     jobs: list[PushJob]
     record: PushRecord
     wanted: dict  # {"primary": {...}, "company": {...}}: the snapshot to keep on success
+    held: str = ""  # why nothing may be pushed for the lead here (its CRM record was deleted or merged)
 
 
 def _push_group(jobs: list[PushJob], token: uuid.UUID) -> None:
@@ -153,21 +183,31 @@ def _push_group(jobs: list[PushJob], token: uuid.UUID) -> None:
     session = DestinationSession(destination)
     connector = connector_for(destination, session)
     context = _LogContext(destination, personal_targets(fields))
+    if not _two_way_guard(destination, jobs, fields, connector, token):
+        return
     work = _work_items(destination, jobs, fields)
     sending = []
     for item in work:
-        if _unchanged(destination, item):
+        if item.held:
+            _settle_held(item, token)
+        elif _unchanged(destination, item):
             _settle_noop(item, token, context)
         else:
             sending.append(item)
     size = _batch_size(destination.kind, destination.batch_size)
     for start in range(0, len(sending), size):
         chunk = sending[start : start + size]
+        if stop_requested():
+            # The worker is stopping: what was not sent goes back, due now, without an attempt.
+            _release([job for item in sending[start:] for job in item.jobs], token, 0, "worker stopping")
+            return
+        _mark_sent(chunk, token)
         try:
             results = connector.upsert([item.record for item in chunk])
         except RateLimitWait as wait:
             # Nothing was sent for this chunk: hand it and the rest back without an attempt.
             _release([job for item in sending[start:] for job in item.jobs], token, wait.seconds, str(wait))
+            buckets.count_add(metric=buckets.PUSH, subject_id=destination.pk, outcome="rate_wait", n=len(sending) - start)
             return
         by_lead = {item.record.lead.pk: item for item in chunk}
         with transaction.atomic():
@@ -175,6 +215,7 @@ def _push_group(jobs: list[PushJob], token: uuid.UUID) -> None:
                 item = by_lead[result.lead.pk]
                 for job in item.jobs:
                     _record(job, result, token, context, item.wanted if job is item.jobs[0] else None)
+        _outcomes_count(destination, results)
         if any(result.outcome == Outcome.AUTH for result in results):
             first = next(r for r in results if r.outcome == Outcome.AUTH)
             destination_pause(destination=destination, reason=f"CRM refused the credentials: {first.error_code} "
@@ -183,24 +224,60 @@ def _push_group(jobs: list[PushJob], token: uuid.UUID) -> None:
             return
 
 
+def _outcomes_count(destination: Destination, results: list[RecordResult]) -> None:
+    """The dashboard's hourly counts (audit.buckets): each record's outcome and, for each record
+    the CRM took, the time since its lead's latest submission arrived (end-to-end latency)."""
+    buckets.counts_add(metric=buckets.PUSH, subject_id=destination.pk, counts=Counter(str(r.outcome) for r in results))
+    metrics.push_results(destination=destination.name, outcomes=[str(r.outcome) for r in results])
+    took = [result.lead.pk for result in results if result.succeeded]
+    if took:
+        received = (Submission.objects.filter(lead_id__in=took).order_by().values("lead_id")
+                    .annotate(at=Max("received_at")).values_list("at", flat=True))
+        now = timezone.now()
+        seconds = [(now - at).total_seconds() for at in received]
+        buckets.latency_observe(subject_id=destination.pk, seconds=seconds)
+        metrics.end_to_end(destination=destination.name, seconds=seconds)
+
+
+def _mark_sent(chunk: list[_Work], token: uuid.UUID) -> None:
+    """From here on the CRM may see the request: a worker killed now has made an attempt."""
+    PushJob.objects.filter(id__in=[job.pk for item in chunk for job in item.jobs], claim_token=token).update(
+        request_sent=True, leased_until=lease_until())
+
+
 def _work_items(destination: Destination, jobs: list[PushJob], fields: list) -> list[_Work]:
     # Two claimed jobs for one lead (a re-claimed lease beside a new change) are one upsert.
     by_lead: dict[int, list[PushJob]] = defaultdict(list)
     for job in jobs:
         by_lead[job.lead_id].append(job)
     deliveries = {d.lead_id: d for d in LeadDelivery.objects.filter(destination=destination, lead_id__in=by_lead)}
+    # Two-way sync: fields that come from the CRM are sent only to fill a new record, and a
+    # field with an open conflict is not sent until a reviewer resolves it.
+    from_crm = {f.target for f in fields if f.direction == DestinationField.Direction.FROM_CRM
+                and f.object == DestinationField.Object.PRIMARY}
+    in_conflict: dict[int, set[str]] = defaultdict(set)
+    for lead_id, target in Conflict.objects.filter(destination=destination, lead_id__in=by_lead, kind=Conflict.Kind.FIELD,
+                                                   status=Conflict.Status.OPEN).values_list("lead_id", "target"):
+        in_conflict[lead_id].add(target)
     items = []
     for lead_id, lead_jobs in by_lead.items():
         lead = lead_jobs[0].lead
         primary, company = render(lead, fields, company_key=destination.company_upsert_property)
         delivery = deliveries.get(lead_id)
         pushed = delivery.pushed if delivery and delivery.crm_record_id else {}
+        before = pushed.get("primary", {}) if pushed else {}
+        held = in_conflict[lead_id] | (from_crm if delivery and delivery.crm_record_id else set())
+        if held:
+            # Not sent, and the base keeps the value last synced for them.
+            primary = {k: v for k, v in primary.items() if k not in held}
+            primary.update({k: before[k] for k in held if k in before})
         send_primary, send_company = primary, company
         if destination.changed_fields_only and pushed:
-            before = pushed.get("primary", {})
             send_primary = {k: v for k, v in primary.items() if before.get(k) != v}
             if company is not None and delivery.company_crm_id and company == pushed.get("company"):
                 send_company = None  # in place and associated by an earlier push
+        elif held:
+            send_primary = {k: v for k, v in primary.items() if k not in held}
         crm_record_id = delivery.crm_record_id if delivery else ""
         # Without a CRM record ID of our own, the CRM may hold the person already (typed in,
         # imported): the connector looks for them by email before creating, once.
@@ -209,7 +286,8 @@ def _work_items(destination: Destination, jobs: list[PushJob], fields: list) -> 
         record = PushRecord(lead=lead, fields=send_primary, company=send_company, crm_record_id=crm_record_id,
                             company_crm_id=delivery.company_crm_id if delivery else "", lookup_email=lookup_email,
                             keep_existing=crm_owned_targets(fields) if lookup_email else frozenset())
-        items.append(_Work(lead_jobs, record, {"primary": primary, "company": company}))
+        gone = delivery.get_crm_state_display() if delivery and delivery.crm_state else ""
+        items.append(_Work(lead_jobs, record, {"primary": primary, "company": company}, gone))
     return items
 
 
@@ -221,13 +299,67 @@ def _unchanged(destination: Destination, item: _Work) -> bool:
 
 def _settle_noop(item: _Work, token: uuid.UUID, context: "_LogContext") -> None:
     result = RecordResult(item.record.lead, Outcome.UPDATED, item.record.crm_record_id, item.record.company_crm_id)
-    with transaction.atomic():
+    with transaction.atomic(), log_context(correlation_ids=[job.correlation_id for job in item.jobs]):
         for job in item.jobs:
             _sync_log(job, result, context, noop=True)
             PushJob.objects.filter(pk=job.pk, claim_token=token).update(
                 status=PushJob.Status.SUCCEEDED, operation="noop", crm_record_id=result.crm_record_id,
                 last_error="", last_error_code="", leased_until=None, claim_token=None,
                 finished_at=timezone.now(), updated_at=timezone.now())
+    buckets.count_add(metric=buckets.PUSH, subject_id=context.destination.pk, outcome="noop", n=len(item.jobs))
+    metrics.push_results(destination=context.destination.name, outcomes=["noop"] * len(item.jobs))
+
+
+def _two_way_guard(destination: Destination, jobs: list[PushJob], fields: list[DestinationField], connector,
+                   token: uuid.UUID) -> bool:
+    """Before overwriting a two-way field (direction 'both', a rule other than 'ours') in records
+    the CRM already holds, read those records' current values and reconcile them first: a person
+    may have changed the field since the last poll, and the field's rule, not the order of
+    events, must decide. One batch read per group. Returns False when the jobs were handed back."""
+    guarded = [f for f in fields if f.direction == DestinationField.Direction.BOTH
+               and f.object == DestinationField.Object.PRIMARY and f.effective_rule() != DestinationField.Rule.OURS]
+    if not guarded or destination.kind not in (Destination.Kind.HUBSPOT, Destination.Kind.SALESFORCE):
+        return True
+    leads = {job.lead_id: job.lead for job in jobs}
+    ids = []
+    for delivery in LeadDelivery.objects.filter(destination=destination, lead_id__in=leads, crm_state="").exclude(crm_record_id=""):
+        ours, _ = render(leads[delivery.lead_id], guarded, company_key="")
+        base = delivery.pushed.get("primary") or {}
+        if any(not same(ours.get(f.target), base.get(f.target)) for f in guarded):
+            ids.append(delivery.crm_record_id)
+    if not ids:
+        return True
+    try:
+        changes = connector.read(object="primary", ids=ids, fields=sorted({f.target for f in guarded}))
+    except RateLimitWait as wait:
+        _release(jobs, token, wait.seconds, str(wait))
+        return False
+    except PollError as exc:
+        if exc.retryable or exc.auth:
+            _release(jobs, token, 5, f"could not read two-way fields back before pushing: {exc}")
+            return False
+        log.warning("two-way read before push failed; pushing without it", extra={"destination": destination.name,
+                                                                                    "error": str(exc)})
+        return True
+    with transaction.atomic():
+        reconciled = changes_reconcile(destination=destination, fields=sync_fields(destination), changes=changes)
+        for lead in Lead.objects.filter(pk__in=reconciled.pulled):
+            push_jobs_enqueue(lead=lead, exclude_destination_id=destination.pk)
+    for job in jobs:
+        job.lead.refresh_from_db()
+    return True
+
+
+def _settle_held(item: _Work, token: uuid.UUID) -> None:
+    """The lead's CRM record was deleted or merged away there: nothing is sent (an upsert would
+    recreate it) until a reviewer resolves the conflict; an unlinked lead is not synced at all."""
+    unlinked = item.held == LeadDelivery.CrmState.UNLINKED.label
+    now = timezone.now()
+    for job in item.jobs:
+        PushJob.objects.filter(pk=job.pk, claim_token=token).update(
+            status=PushJob.Status.SUPERSEDED if unlinked else PushJob.Status.REVIEW, attempts=F("attempts") - 1,
+            last_error=f"Not sent: {item.held}." + ("" if unlinked else " Resolve it in the conflict queue."),
+            last_error_code="CRM_RECORD_HELD", leased_until=None, claim_token=None, finished_at=now, updated_at=now)
 
 
 @dataclass(frozen=True)
@@ -246,11 +378,19 @@ def _release(jobs: list[PushJob], token: uuid.UUID, seconds: float, reason: str)
 
 
 def _record(job: PushJob, result: RecordResult, token: uuid.UUID, context: _LogContext, wanted: dict | None) -> None:
+    with log_context(correlation_ids=[job.correlation_id]):
+        _record_job(job, result, token, context, wanted)
+
+
+def _record_job(job: PushJob, result: RecordResult, token: uuid.UUID, context: _LogContext, wanted: dict | None) -> None:
     _sync_log(job, result, context)
     changes = _next_state(job, result)
     # Only the holder of the claim may settle the job; a worker whose lease expired and was
     # re-claimed by another must not overwrite the newer attempt.
     settled = _settle(job, token, changes)
+    if settled and changes["status"] == PushJob.Status.DEAD:
+        buckets.count_add(metric=buckets.PUSH, subject_id=job.destination_id, outcome="dead")
+        metrics.dead_letter(destination=context.destination.name)
     if settled and result.looked_up and not result.succeeded and wanted is not None:
         # The retry need not ask the CRM again (a success stores the CRM's ID instead).
         LeadDelivery.objects.update_or_create(lead_id=job.lead_id, destination_id=job.destination_id,
@@ -262,7 +402,7 @@ def _record(job: PushJob, result: RecordResult, token: uuid.UUID, context: _LogC
             decision_record(lead=job.lead, action=LeadDecision.Action.CRM_MATCHED, matched_by="email", detail=detail)
             if result.crm_lifecycle == "customer" and lead_customer_found(
                     lead=job.lead, detail=f"{detail}, at lifecycle stage customer"):
-                push_jobs_enqueue(lead=job.lead)
+                push_jobs_enqueue(lead=job.lead, correlation_id=job.correlation_id)
     if result.outcome == Outcome.RATE_LIMITED and result.retry_after:
         ratelimit.block(context.destination, seconds=result.retry_after, reason=f"{result.error_code} from the CRM")
     log.info(
@@ -283,7 +423,8 @@ def _sync_log(job: PushJob, result: RecordResult, context: "_LogContext", *, noo
         outcome="noop" if noop else str(result.outcome), crm_record_id=result.crm_record_id,
         http_status=None if noop else result.http_status, error_code=result.error_code,
         error_message=result.error_message, request=result.request, response=result.response,
-        attempt=job.attempts, duration_ms=result.duration_ms), personal_keys=context.personal_keys)
+        attempt=job.attempts, duration_ms=result.duration_ms, correlation_id=job.correlation_id),
+        personal_keys=context.personal_keys)
 
 
 def _settle(job: PushJob, token: uuid.UUID, changes: dict) -> int:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 import requests
 
+from core import metrics
 from core.outbound import USER_AGENT, allow_plain_http, timeouts
 from delivery import ratelimit
 from delivery.models import Destination
@@ -43,10 +44,13 @@ class DestinationSession(requests.Session):
         ticket = self.wait_for_slot()
         kwargs.setdefault("timeout", timeouts())
         self.calls += 1
+        started, status = time.monotonic(), None
         try:
             response = super().request(method, url, *args, **kwargs)
+            status = response.status_code
         finally:
             ratelimit.release(self.destination, ticket)
+            metrics.crm_request(destination=self.destination.name, status=status, seconds=time.monotonic() - started)
         self.observe(response)
         return response
 
@@ -57,7 +61,9 @@ class DestinationSession(requests.Session):
             if grant.granted:
                 return grant.ticket
             if waited + grant.wait_seconds > self.max_wait:
+                metrics.rate_wait(destination=self.destination.name, reason=grant.kind)
                 raise RateLimitWait(grant.wait_seconds, grant.reason)
+            metrics.rate_wait(destination=self.destination.name, reason=grant.kind, seconds=grant.wait_seconds)
             time.sleep(grant.wait_seconds)
             waited += grant.wait_seconds
 

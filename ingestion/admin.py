@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import escape, format_html, format_html_join
 
-from audit.admin_mixins import ReadOnlyAdmin, pretty_json
+from audit.admin_mixins import ReadOnlyAdmin, correlation_links, pretty_json
 from ingestion.credentials import source_secret_add
 from ingestion.models import Source, SourceCounter, SourceSecret, Submission, SubmissionCorrection
 from ingestion.presets import FORM, MULTIPART, Auth
@@ -267,8 +267,8 @@ class SubmissionAdmin(ReadOnlyAdmin):
     list_filter = ("status", "source")
     list_select_related = ("source", "lead")
     date_hierarchy = "received_at"
-    search_fields = ("=id", "idempotency_key")
-    fields = ("source", "status", "received_at", "processed_at", "lead", "mapping_version", "reasons_pretty",
+    search_fields = ("=id", "idempotency_key", "=correlation_id")
+    fields = ("source", "status", "received_at", "processed_at", "lead", "mapping_version", "correlation", "reasons_pretty",
               "dismissed_reason", "corrections_table", "overrides_pretty", "payload_pretty", "enrichment_pretty",
               "notes", "headers_pretty", "content_type", "remote_addr", "user_agent", "idempotency_key",
               "fetch_attempts", "raw_body_text")
@@ -279,6 +279,10 @@ class SubmissionAdmin(ReadOnlyAdmin):
         if obj.status == Submission.Status.DISMISSED:
             return f"dismissed: {obj.dismissed_reason}"
         return "; ".join(r.get("message", "") for r in obj.reasons)
+
+    @admin.display(description="correlation ID")
+    def correlation(self, obj: Submission) -> str:
+        return correlation_links(obj.correlation_id)
 
     @admin.display(description="corrections")
     def corrections_table(self, obj: Submission) -> str:

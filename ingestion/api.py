@@ -1,6 +1,7 @@
 """The intake endpoint. Every refusal has one JSON shape: {"error": <code>, "detail": <text>}."""
 
 import logging
+import time
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -13,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core import metrics
 from ingestion import services, webforms
 from ingestion.parsing import IntakeError, read_body
 from ingestion.presets import META_KIND
@@ -128,9 +130,11 @@ def submission_post(request: HttpRequest, slug: str) -> HttpResponse:
     """The intake itself, as a plain Django view: the hottest path skips DRF's request
     wrapping, negotiation and rendering, which it does not need (it reads raw bytes and
     answers JSON, or a redirect to a browser's plain form post: ingestion.webforms)."""
+    started = time.perf_counter()
     try:
         source = services.source_for_intake(slug=slug)
     except IntakeError as exc:
+        metrics.intake_record(source="", outcome="refused", reason=exc.code)  # a slug anyone can make up: no label
         return _json(exc.as_json(), exc.status, exc.headers)
     try:
         body = _read(request, source.max_body_bytes)
@@ -141,11 +145,22 @@ def submission_post(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         answer = services.submission_intake(source=source, inbound=_inbound(request, body))
     log.info("intake", extra={"source": slug, "status": answer.status, "submission": answer.body.get("id")})
+    _measure(slug, answer, started)
     if webforms.is_browser_form_post(request, source):
         target = webforms.redirect_target(source, answer.status, answer.body.get("error", ""))
         if target:
             return HttpResponseRedirect(target, status=303)
     return _json(answer.body, answer.status, answer.headers)
+
+
+# Refusals by status; accepted, duplicate and spam are counted by services.submission_receive.
+_REFUSED = {413: "oversize", 429: "throttled", 500: "error", 503: "error"}
+
+
+def _measure(slug: str, answer: services.Answer, started: float) -> None:
+    if answer.status >= 400:
+        metrics.intake_record(source=slug, outcome=_REFUSED.get(answer.status, "refused"), reason=answer.body.get("error", ""))
+    metrics.intake_duration(source=slug, seconds=time.perf_counter() - started)
 
 
 def _json(body: dict, status: int, headers: dict[str, str]) -> JsonResponse:

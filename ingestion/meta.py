@@ -10,7 +10,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.utils import timezone
 
-from core import outbound
+from core import metrics, outbound
 from ingestion.models import SourceSecret, Submission
 from ingestion.presets import META_KIND, idempotency_key_from
 from ingestion.services import active_secrets
@@ -83,7 +83,8 @@ def _retry(submission: Submission, message: str) -> Fetch:
 
 def _fail(submission: Submission, message: str) -> Fetch:
     # Only a still-received submission may be rejected; a concurrent run may have finished it.
-    Submission.objects.filter(pk=submission.pk, status=Submission.Status.RECEIVED).update(
-        status=Submission.Status.REJECTED, processed_at=timezone.now(),
-        reasons=[{"field": "leadgen_id", "target": "", "message": message}])
+    if Submission.objects.filter(pk=submission.pk, status=Submission.Status.RECEIVED).update(
+            status=Submission.Status.REJECTED, processed_at=timezone.now(),
+            reasons=[{"field": "leadgen_id", "target": "", "message": message}]):
+        metrics.submission_finished(source=submission.source.slug, status=Submission.Status.REJECTED, fields=[""])
     return Fetch.FAILED

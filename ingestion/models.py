@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from audit.logging import correlation_id_new
 from ingestion.presets import AUTH_CHOICES, KIND_CHOICES, PRESETS, Auth, Preset
 from ingestion.signatures import GenericHmacOptions
 
@@ -178,6 +179,9 @@ class Submission(models.Model):
         help_text="A reviewer's corrections of the source fields (name -> value), read over the payload when it "
                   "is processed; the raw body and the payload stay as received (see its corrections).")
     dismissed_reason = models.TextField(blank=True)
+    correlation_id = models.CharField(
+        max_length=64, blank=True, db_index=True, editable=False, default=correlation_id_new,
+        help_text="Made at intake; carried by the lead's decisions, push jobs, sync log rows and log lines.")
     # Both are NULL when a submission is inserted: a partial index (lead) or none (version,
     # whose rows are never deleted) keeps the intake's one INSERT from maintaining them.
     lead = models.ForeignKey(

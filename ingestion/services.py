@@ -4,6 +4,7 @@ parsing, honeypot, idempotency; then one transaction stores the submission, and 
 goes out after the commit. Workers find new submissions by polling (`submissions_claim`) and
 the pipeline records each one's outcome here (`submission_finish`)."""
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import functools
@@ -16,6 +17,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit import buckets
+from audit.logging import correlation_id_new, correlation_ids_bind
+from core import metrics
 from core import secrets as crypto
 from ingestion import cache, parsing, signatures, throttle
 from ingestion.models import Source, SourceCounter, SourceSecret, Submission
@@ -117,9 +121,18 @@ def submission_receive(*, source: Source, inbound: Inbound) -> list[tuple[int, b
         "status": Submission.Status.SPAM if _is_spam(source, parsed.payload) else Submission.Status.RECEIVED,
     }
     if len(rows) == 1:
-        return [_store(source, rows[0], values)]
-    with transaction.atomic():  # each row in a savepoint of its own (see _store)
-        return [_store(source, row, values) for row in rows]
+        stored = [_store(source, rows[0], values)]
+    else:
+        with transaction.atomic():  # each row in a savepoint of its own (see _store)
+            stored = [_store(source, row, values) for row in rows]
+    metrics.intake_record(source=source.slug, outcome="spam" if values["status"] == Submission.Status.SPAM
+                          else "accepted" if any(row[1] for row in stored) else "duplicate")
+    if values["status"] == Submission.Status.SPAM:
+        buckets.count_add(metric=buckets.INTAKE, subject_id=source.pk, outcome="spam", n=sum(new for _, new, _ in stored))
+    # The request's log lines (and its X-Correlation-ID) name the submissions it stored, or the
+    # ones that already held its idempotency key.
+    correlation_ids_bind(correlation_id for _, _, correlation_id in stored)
+    return [(submission_id, created) for submission_id, created, _ in stored]
 
 
 def _keyed_row(source: Source, inbound: Inbound, parsed: parsing.Parsed) -> _Row:
@@ -158,22 +171,25 @@ def _meta_rows(parsed: parsing.Parsed) -> list[_Row]:
     return [_Row(payload, [*parsed.notes, *note], leadgen_id[:255]) for leadgen_id, payload in leads]
 
 
-def _store(source: Source, row: _Row, values: dict[str, Any]) -> tuple[int, bool]:
-    """Insert the row, or find the submission that already holds its key.
+def _store(source: Source, row: _Row, values: dict[str, Any]) -> tuple[int, bool, str]:
+    """Insert the row, or find the submission that already holds its key. Returns its ID,
+    whether it is new, and its correlation ID.
 
     The unique (source, idempotency_key) constraint decides, not a prior SELECT: of any number
     of concurrent deliveries of one event, exactly one row exists. A content-hash key counts
     only within its preset's window: past it, the old submission gives the key up and this one
     is stored (so the window holds whenever idempotency_keys_prune last ran)."""
+    correlation_id = correlation_id_new()
     for _ in range(3):
         try:
             with transaction.atomic():
-                return submission_insert(**values, payload=row.payload, notes=row.notes, idempotency_key=row.key), True
+                return submission_insert(**values, payload=row.payload, notes=row.notes, idempotency_key=row.key,
+                                         correlation_id=correlation_id), True, correlation_id
         except IntegrityError:
             holder = Submission.objects.filter(source_id=source.pk, idempotency_key=row.key).values_list(
-                "pk", "received_at").first()
+                "pk", "received_at", "correlation_id").first()
             if holder is not None and not (row.hashed and _expired(source, holder[1])):
-                return holder[0], False
+                return holder[0], False, holder[2]
             if holder is not None:
                 Submission.objects.filter(pk=holder[0], idempotency_key=row.key).update(idempotency_key=None)
             # else: the holder gave the key up (pruned) since our INSERT failed: insert again.
@@ -186,7 +202,7 @@ def _expired(source: Source, received_at: datetime) -> bool:
 
 def submission_insert(*, source_id: int, raw_body: bytes, content_type: str, payload: dict[str, Any],
                       notes: list, headers: dict[str, str], remote_addr: str | None, user_agent: str,
-                      idempotency_key: str | None, status: str) -> int:
+                      idempotency_key: str | None, status: str, correlation_id: str = "") -> int:
     """One INSERT ... RETURNING id, as a single prepared statement.
 
     This is the only write on the intake's hot path, and building and saving a model instance
@@ -199,6 +215,7 @@ def submission_insert(*, source_id: int, raw_body: bytes, content_type: str, pay
         raw_body, content_type, ops.adapt_json_value(payload, None), ops.adapt_json_value(headers, None),
         ops.adapt_ipaddressfield_value(remote_addr), user_agent, idempotency_key,
         ops.adapt_json_value(notes, None), ops.adapt_json_value({}, None), 0, ops.adapt_json_value({}, None), "",
+        correlation_id or correlation_id_new(),
     ]
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(connection.vendor), params)
@@ -207,7 +224,7 @@ def submission_insert(*, source_id: int, raw_body: bytes, content_type: str, pay
 
 _INSERT_COLUMNS = ("source", "received_at", "status", "reasons", "raw_body", "content_type", "payload", "headers",
                    "remote_addr", "user_agent", "idempotency_key", "notes", "enrichment", "fetch_attempts",
-                   "field_overrides", "dismissed_reason")
+                   "field_overrides", "dismissed_reason", "correlation_id")
 
 
 @functools.cache
@@ -335,12 +352,21 @@ def submissions_claim(*, requeue_after_seconds: int, limit: int = 500) -> list[i
 
     Race-free across workers: the conditional UPDATE re-checks the WHERE clause on write."""
     now = timezone.now()
-    due = _claimable(now, requeue_after_seconds)
-    ids = list(due.order_by("id").values_list("id", flat=True)[:limit])
+    due = list(_claimable(now, requeue_after_seconds).order_by("id").values_list("id", "source_id", "queued_at")[:limit])
+    ids = [submission_id for submission_id, _, _ in due]
     if not ids:
         return []
     _claimable(now, requeue_after_seconds).filter(id__in=ids).update(queued_at=now)
-    return list(Submission.objects.filter(id__in=ids, queued_at=now).values_list("id", flat=True))
+    claimed = list(Submission.objects.filter(id__in=ids, queued_at=now).values_list("id", flat=True))
+    _accepted_count(due, set(claimed))
+    return claimed
+
+
+def _accepted_count(due: list[tuple[int, int, Any]], claimed: set[int]) -> None:
+    """Count accepted submissions for the dashboard when first claimed (never queued before),
+    here in the worker: a counter row updated by every request would serialize intake."""
+    for source_id, n in Counter(source_id for pk, source_id, queued_at in due if queued_at is None and pk in claimed).items():
+        buckets.count_add(metric=buckets.INTAKE, subject_id=source_id, outcome="accepted", n=n)
 
 
 def _claimable(now, requeue_after_seconds: int):
@@ -381,6 +407,9 @@ def submission_finish(*, submission: Submission, status: str, reasons: list | No
     submission.processed_at = timezone.now()
     submission.save(update_fields=["status", "reasons", "lead", "mapping_version", "processed_at"])
     log.info("submission processed", extra={"submission": submission.pk, "status": status})
+    buckets.count_add(metric=buckets.INTAKE, subject_id=submission.source_id, outcome=status)
+    metrics.submission_finished(source=submission.source.slug, status=status, fields=[
+        reason.get("target", "") for reason in submission.reasons] if status == Submission.Status.REJECTED else ())
     return submission
 
 
@@ -388,6 +417,7 @@ def source_count(*, source: Source, outcome: str | None, reason: str = "") -> No
     """Count a refusal or a duplicate. Accepted and spam requests are counted from their rows."""
     if outcome is None:
         return
+    buckets.count_add(metric=buckets.INTAKE, subject_id=source.pk, outcome=outcome)
     updated = SourceCounter.objects.filter(source=source, outcome=outcome).update(
         count=F("count") + 1, last_at=timezone.now(), last_reason=reason[:200])
     if not updated:

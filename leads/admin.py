@@ -5,7 +5,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 
-from audit.admin_mixins import ReadOnlyAdmin, pretty_json
+from audit.admin_mixins import ReadOnlyAdmin, correlation_links, pretty_json
 from leads.models import CampaignAlias, Company, CustomerEntry, LeadDecision, MergeRule, Owner, ScoringRule, StageThreshold, Team, TerritoryRule
 
 
@@ -103,10 +103,14 @@ class CampaignAliasAdmin(admin.ModelAdmin):
 class LeadDecisionAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "lead", "action", "matched_by", "detail")
     list_filter = ("action", "matched_by")
-    search_fields = ("lead__email", "lead__external_id", "detail")
+    search_fields = ("lead__email", "lead__external_id", "detail", "=correlation_id")
     list_select_related = ("lead",)
-    fields = ("lead", "action", "matched_by", "detail", "changes_pretty", "submission", "actor", "created_at")
+    fields = ("lead", "action", "matched_by", "detail", "changes_pretty", "submission", "actor", "created_at", "correlation")
     readonly_fields = fields
+
+    @admin.display(description="correlation ID")
+    def correlation(self, obj: LeadDecision) -> str:
+        return correlation_links(obj.correlation_id)
 
     @admin.display(description="changes")
     def changes_pretty(self, obj: LeadDecision) -> str:

@@ -44,6 +44,10 @@ class Lead(models.Model):
     attributes = models.JSONField(default=dict, blank=True, help_text="Custom attributes from mappings.")
     field_sources = models.JSONField(default=dict, blank=True, editable=False,
                                      help_text="field -> the source slug that set its value (merge rules).")
+    # When each value changed at its origin (a submission's event time, a CRM's modification
+    # time): an older value never replaces a newer one, whatever order they are processed in.
+    field_times = models.JSONField(default=dict, blank=True, editable=False,
+                                   help_text="field -> ISO time its value changed at its origin.")
     company_record = models.ForeignKey("Company", null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="leads", verbose_name="company (by domain)")
     # Lifecycle and routing.
@@ -131,6 +135,8 @@ class LeadDecision(models.Model):
         STAGE = "stage", "Lifecycle stage"
         ROUTED = "routed", "Owner assigned"
         CUSTOMER = "customer", "Existing customer"
+        CRM_CHANGED = "crm_changed", "Changed in a CRM"
+        CONFLICT = "conflict", "Sync conflict"
 
     lead = models.ForeignKey("Lead", on_delete=models.CASCADE, related_name="decisions")
     submission = models.ForeignKey("ingestion.Submission", null=True, blank=True, on_delete=models.SET_NULL,
@@ -141,6 +147,9 @@ class LeadDecision(models.Model):
     changes = models.JSONField(default=dict, blank=True, help_text="field -> [before, after], and what was kept.")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    correlation_id = models.CharField(
+        max_length=64, blank=True, db_index=True,
+        help_text="The correlation ID of the submission (or push) whose processing made this decision.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

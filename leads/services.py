@@ -21,7 +21,7 @@ from core.fields import LEAD_FIELDS, company_domain
 from leads import lifecycle, routing
 from leads.decisions import decision_record
 from leads.decisions import plain as _plain
-from leads.models import CampaignAlias, Company, Lead, LeadDecision, LeadIdentity, MergeRule, campaign_key
+from leads.models import CampaignAlias, Company, Lead, LeadDecision, LeadIdentity, MergeRule, Owner, campaign_key
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,13 @@ class Incoming:
     source_slug: str = ""
     submission: Any = None
     received_at: datetime | None = None
+    # When it happened at its origin (the sender's event time, else receipt): values older than
+    # the lead's never replace them.
+    event_at: datetime | None = None
+
+    @property
+    def at(self) -> datetime:
+        return self.event_at or self.received_at or timezone.now()
 
     @property
     def email(self) -> str:
@@ -145,8 +152,11 @@ def _create(incoming: Incoming) -> Lead:
     values = {name: str(incoming.values.get(name, "")).strip() for name in LEAD_FIELDS}
     values["email"] = incoming.email
     # An external ID nobody holds is not ours to adopt: the new lead gets its own.
-    lead = Lead(**values, attributes=_present(incoming.attributes),
-                field_sources={k: incoming.source_slug for k, v in values.items() if v and k in LEAD_FIELDS})
+    attributes = _present(incoming.attributes)
+    lead = Lead(**values, attributes=attributes,
+                field_sources={k: incoming.source_slug for k, v in values.items() if v and k in LEAD_FIELDS},
+                field_times={**{k: incoming.at.isoformat() for k, v in values.items() if v},
+                             **{f"attributes.{k}": incoming.at.isoformat() for k in attributes}})
     _touch(lead, incoming)
     _consent(lead, incoming)
     lead.save()
@@ -175,24 +185,24 @@ def _merge(lead: Lead, incoming: Incoming) -> dict:
     incoming_values["email"] = incoming.email
     for name, new in incoming_values.items():
         old = getattr(lead, name)
-        verdict = _wins(name, old, new, lead, incoming.source_slug, rules)
+        verdict = _wins(name, old, new, lead, incoming, rules)
         if verdict is True:
             if name == "email" and Lead.objects.filter(email=new).exclude(pk=lead.pk).exists():
                 kept[name] = f"{new} belongs to another lead; a reviewer may merge the two"
                 continue
             setattr(lead, name, new)
-            lead.field_sources[name] = incoming.source_slug
+            _set_origin(lead, name, incoming)
             changed[name] = [old, new]
         elif verdict:
             kept[name] = verdict
     attributes = dict(lead.attributes)
     for name, new in incoming.attributes.items():
         path = f"attributes.{name}"
-        verdict = _wins(path, attributes.get(name), new, lead, incoming.source_slug, rules)
+        verdict = _wins(path, attributes.get(name), new, lead, incoming, rules)
         if verdict is True:
             changed[path] = [attributes.get(name), new]
             attributes[name] = new
-            lead.field_sources[path] = incoming.source_slug
+            _set_origin(lead, path, incoming)
         elif verdict:
             kept[path] = verdict
     lead.attributes = attributes
@@ -201,15 +211,32 @@ def _merge(lead: Lead, incoming: Incoming) -> dict:
     return {"changed": changed, "kept": kept}
 
 
-def _wins(path: str, old: Any, new: Any, lead: Lead, source: str, rules: dict[str, MergeRule]) -> bool | str:
+def _set_origin(lead: Lead, path: str, incoming: Incoming) -> None:
+    lead.field_sources[path] = incoming.source_slug
+    lead.field_times[path] = incoming.at.isoformat()
+
+
+def field_time(lead: Lead, path: str) -> datetime | None:
+    """When the lead's value of `path` changed at its origin, when known."""
+    moment = parse_datetime(str(lead.field_times.get(path) or ""))
+    if moment is not None and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, dt_timezone.utc)
+    return moment
+
+
+def _wins(path: str, old: Any, new: Any, lead: Lead, incoming: Incoming, rules: dict[str, MergeRule]) -> bool | str:
     """True when `new` replaces `old`; otherwise "" (nothing to do) or why the old value stays."""
     if _blank(new) or old == new:
         return ""  # blanks never overwrite values
     if _blank(old):
         return True
+    source = incoming.source_slug
     rule = rules.get(path)
     mode = rule.mode if rule else (MergeRule.Mode.FIRST if path == "email" else MergeRule.Mode.NEWEST)
     if mode == MergeRule.Mode.NEWEST:
+        current_at = field_time(lead, path)
+        if current_at is not None and incoming.at < current_at:
+            return f"the value set at {current_at.isoformat()} is newer than this submission's ({incoming.at.isoformat()})"
         return True
     if mode == MergeRule.Mode.FIRST:
         return "the first value is kept" + (" (the new address is kept as another email)" if path == "email" else "")
@@ -230,12 +257,13 @@ def _touch(lead: Lead, incoming: Incoming) -> dict[str, list]:
         touch["utm_campaign"] = campaign_name(touch["utm_campaign"])
     changes = {}
     if not lead.first_touch:
-        lead.first_touch = {**touch, "source": incoming.source_slug,
-                            "at": (incoming.received_at or timezone.now()).isoformat()}
+        lead.first_touch = {**touch, "source": incoming.source_slug, "at": incoming.at.isoformat()}
         changes["first_touch"] = [None, touch]
-    if touch != lead.attribution:
+    current_at = field_time(lead, "attribution")
+    if touch != lead.attribution and (current_at is None or incoming.at >= current_at):
         changes["last_touch"] = [lead.attribution, touch]
         lead.attribution = touch
+        lead.field_times["attribution"] = incoming.at.isoformat()
     return changes
 
 
@@ -252,7 +280,7 @@ def _consent(lead: Lead, incoming: Incoming) -> dict[str, list]:
     answer = _yes_no(incoming.values.get("marketing_opt_in"))
     if answer is None:
         return {}
-    given_at = parse_datetime(incoming.values.get("consent_at", "") or "") or incoming.received_at or timezone.now()
+    given_at = parse_datetime(incoming.values.get("consent_at", "") or "") or incoming.at
     if timezone.is_naive(given_at):
         given_at = timezone.make_aware(given_at, dt_timezone.utc)
     if lead.consent_at and given_at < lead.consent_at:
@@ -439,3 +467,90 @@ def lead_reevaluate(*, lead_id: int) -> Lead | None:
         return None
     lead.save()
     return lead
+
+
+# --- Values from a CRM ---------------------------------------------------------------------
+
+
+# Lead fields a CRM's value (or a reviewer's choice) may be written to, besides attributes.<name>.
+WRITABLE_PATHS = ("first_name", "last_name", "phone", "company", "country", "lifecycle_stage",
+                  "owner.hubspot_owner_id", "owner.salesforce_user_id", "marketing_opt_in")
+
+
+@dataclass
+class Applied:
+    changed: dict[str, list] = field(default_factory=dict)  # path -> [before, after]
+    kept: dict[str, str] = field(default_factory=dict)  # path -> why the value could not be written
+
+
+def lead_values_apply(*, lead: Lead, values: dict[str, Any], at: datetime, origin: str, detail: str,
+                      action: str = Action.CRM_CHANGED, actor=None) -> Applied:
+    """Write values a CRM holds (or a reviewer chose) into a lead, in the caller's transaction,
+    with `at` as their change time at the origin, and log one decision. `values` maps lead paths
+    (see WRITABLE_PATHS, attributes.<name>) to our form of the value; '' clears a field.
+    The caller holds the lead's row lock."""
+    result = Applied()
+    for path, value in values.items():
+        before, reason = _value_write(lead, path, value, at, origin)
+        if reason:
+            result.kept[path] = reason
+            continue
+        after = _path_value(lead, path)
+        if before != after:
+            result.changed[path] = [_plain(before), _plain(after)]
+        lead.field_sources[path] = origin
+        lead.field_times[path] = at.isoformat()
+    if result.changed or result.kept:
+        lead.save()
+        decision_record(lead=lead, action=action, detail=detail, actor=actor,
+                        changes={"changed": result.changed, "kept": result.kept, "at": at.isoformat(), "origin": origin})
+    return result
+
+
+def _path_value(lead: Lead, path: str) -> Any:
+    if path.startswith("attributes."):
+        return lead.attributes.get(path.partition(".")[2])
+    if path.startswith("owner."):
+        return str(lead.owner) if lead.owner_id else None
+    return getattr(lead, path)
+
+
+def _value_write(lead: Lead, path: str, value: Any, at: datetime, origin: str) -> tuple[Any, str]:
+    """Set one path; returns (value before, '' or why nothing was written)."""
+    before = _path_value(lead, path)
+    text = "" if value is None else str(value).strip()
+    if path.startswith("attributes.") and len(path) > len("attributes."):
+        name = path.partition(".")[2]
+        attributes = dict(lead.attributes)
+        if text:
+            attributes[name] = value
+        else:
+            attributes.pop(name, None)
+        lead.attributes = attributes
+        return before, ""
+    if path in LEAD_FIELDS and path != "email":
+        setattr(lead, path, text[:lead._meta.get_field(path).max_length])
+        return before, ""
+    if path == "lifecycle_stage":
+        if text not in Lead.Stage.values:
+            return before, f"'{text}' is not a lifecycle stage here ({', '.join(Lead.Stage.values)})"
+        lead.lifecycle_stage = text
+        return before, ""
+    if path in ("owner.hubspot_owner_id", "owner.salesforce_user_id"):
+        if not text:
+            lead.owner = None
+            return before, ""
+        owner = Owner.objects.filter(**{path.partition(".")[2]: text}).select_related("team").first()
+        if owner is None:
+            return before, f"no owner here has the CRM user ID {text}: add it to an owner"
+        lead.owner, lead.team = owner, owner.team
+        return before, ""
+    if path == "marketing_opt_in":
+        answer = _yes_no(text)
+        if answer is None:
+            return before, f"'{text}' is not a yes or no answer"
+        if lead.consent_at and at < lead.consent_at:
+            return before, f"the person's answer of {lead.consent_at.isoformat()} is newer"
+        lead.marketing_opt_in, lead.consent_at, lead.consent_source = answer, at, origin
+        return before, ""
+    return before, f"{path} cannot be written from outside"

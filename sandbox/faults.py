@@ -30,6 +30,8 @@ from sandbox.models import (
     SandboxRequestLog,
     SandboxRestRecord,
     SandboxSalesforceRecord,
+    SandboxSettings,
+    SandboxWebhookSubscription,
 )
 
 CRMS = ("hubspot", "salesforce", "rest")
@@ -220,10 +222,13 @@ def max_requests_in_any_window(*, crm: str, window_ms: int) -> int:
 # --- reset ------------------------------------------------------------------------------------
 
 def sandbox_reset() -> None:
-    """Records, associations, tokens, request logs, counters and faults of every CRM go; the
-    settings rows, created properties and custom fields (the orgs' configuration) stay."""
+    """Records, associations, tokens, request logs, counters, faults, webhook subscriptions and
+    clock offsets of every CRM go; the other settings, created properties and custom fields (the
+    orgs' configuration) stay."""
     with transaction.atomic():
         for model in (SandboxContact, SandboxCompany, SandboxAssociation, SandboxSalesforceRecord,
-                      SandboxRestRecord, SandboxAccessToken, SandboxRequestLog, SandboxRateWindow, SandboxFaults):
+                      SandboxRestRecord, SandboxAccessToken, SandboxRequestLog, SandboxRateWindow, SandboxFaults,
+                      SandboxWebhookSubscription):
             model.objects.all().delete()
+        SandboxSettings.objects.update(clock_offset_seconds=0)
 

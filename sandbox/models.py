@@ -4,7 +4,7 @@ them only over HTTP, exactly as it reaches the real HubSpot."""
 import re
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
@@ -18,11 +18,29 @@ class SandboxRecord(models.Model):
     # Every property value as a string, as HubSpot stores and returns them.
     properties = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
+    # lastmodifieddate (hs_lastmodifieddate for companies): indexed, because the sync poller's
+    # search filters and sorts on it, and must stay quick at tens of thousands of records.
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
     archived = models.BooleanField(default=False)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    # Set on a record merged away: reading its ID answers with this survivor; lists skip it.
+    merged_into = models.BigIntegerField(null=True, blank=True)
+    # Per property, its values newest first: [{"value", "timestamp", "sourceType", "sourceId"}]
+    # (what HubSpot's propertiesWithHistory returns).
+    history = models.JSONField(default=dict, blank=True)
+
+    # Computed properties every answer carries, whichever were asked for, and the ones that
+    # read the modification time (companies have HubSpot's hs_lastmodifieddate too).
+    DEFAULT_PROPERTIES: tuple[str, ...] = ("createdate", "hs_object_id", "lastmodifieddate")
+    MODIFIED_PROPERTIES: tuple[str, ...] = ("lastmodifieddate",)
 
     class Meta:
         abstract = True
+
+    @property
+    def live(self) -> bool:
+        """Neither archived nor merged away: what searches, lists and upserts see."""
+        return not self.archived and self.merged_into is None
 
     def derive(self) -> None:
         """Copy property values into the columns the database indexes or constrains."""
@@ -44,10 +62,14 @@ class SandboxContact(SandboxRecord):
         return self.email or f"contact {self.pk}"
 
     def derive(self) -> None:
-        self.email = self.properties.get("email", "")
+        # An archived or merged-away contact frees its email, as in HubSpot: a new contact may take it.
+        self.email = self.properties.get("email", "") if self.live else ""
 
 
 class SandboxCompany(SandboxRecord):
+    DEFAULT_PROPERTIES = ("createdate", "hs_lastmodifieddate", "hs_object_id", "lastmodifieddate")
+    MODIFIED_PROPERTIES = ("lastmodifieddate", "hs_lastmodifieddate")
+
     class Meta:
         verbose_name_plural = "sandbox companies"
         indexes = [models.Index(KeyTextTransform("crmsync_external_id", "properties"), name="sandbox_company_ext_id")]
@@ -123,6 +145,9 @@ class SandboxSettings(models.Model):
     duplicate_rule_enabled = models.BooleanField(
         default=False, help_text="Salesforce: block a new Lead whose Email an existing Lead has, unless the "
                                  "request sends Sforce-Duplicate-Rule-Header: allowSave=true.")
+    clock_offset_seconds = models.IntegerField(
+        default=0, help_text="The CRM's clock minus the real one (signed): every timestamp it stamps and its "
+                             "Date header use real time plus this.")
 
     class Meta:
         verbose_name_plural = "sandbox settings"
@@ -305,8 +330,20 @@ class SandboxSalesforceRecord(models.Model):
     id = models.CharField(max_length=18, primary_key=True)  # 18-character ID with the object's key prefix
     sobject = models.CharField(max_length=40, db_index=True)
     fields = models.JSONField(default=dict, blank=True)  # API name -> value, as sent (Id and dates apart)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)  # CreatedDate
+    updated_at = models.DateTimeField(default=timezone.now)  # LastModifiedDate
+    # SystemModstamp: moves on every change, deletes and merges included. Indexed with the object,
+    # because sync polls filter and order on it.
+    system_modstamp = models.DateTimeField(default=timezone.now)
+    created_by_id = models.CharField(max_length=18, blank=True)
+    last_modified_by_id = models.CharField(max_length=18, blank=True)
+    # Soft delete (the recycle bin): `query` skips the row, `queryAll` returns it with IsDeleted.
+    is_deleted = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    master_record_id = models.CharField(max_length=18, blank=True)  # set on the losers of a merge
+
+    class Meta:
+        indexes = [models.Index(fields=["sobject", "system_modstamp"], name="sandbox_sf_record_modstamp")]
 
     def __str__(self) -> str:
         return f"{self.sobject} {self.id}"
@@ -341,6 +378,24 @@ class RestAuth(models.TextChoices):
     BASIC = "basic"
     OAUTH_CLIENT_CREDENTIALS = "oauth_client_credentials"
     OAUTH_REFRESH = "oauth_refresh"
+
+
+class SandboxWebhookSubscription(models.Model):
+    """A HubSpot app's webhook subscription in the sandbox: person edits, deletions and merges of
+    contacts (or companies) are POSTed to `target_url`, signed v3 with `client_secret`."""
+
+    object_type = models.CharField(max_length=20, default="contacts",
+                                   choices=[("contacts", "contacts"), ("companies", "companies")])
+    target_url = models.CharField(max_length=500, validators=[URLValidator(schemes=["http", "https"])])
+    client_secret = models.CharField(max_length=255)
+    property_changes = models.BooleanField(default=True, help_text="Send propertyChange events for person edits.")
+    deletions = models.BooleanField(default=True, help_text="Send deletion events.")
+    merges = models.BooleanField(default=True, help_text="Send merge events.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.object_type} -> {self.target_url}"
 
 
 class SandboxRestSettings(models.Model):

@@ -4,7 +4,8 @@ Each vendor's paths are its own below a base URL, so a destination switches to t
 changing only its base URL: HubSpot's below `.../sandbox/hubspot` (-> `https://api.hubapi.com`),
 Graph API's below `.../sandbox/graph` (-> `https://graph.facebook.com`). Salesforce's routes
 (salesforce/urls.py) are at the server's root instead, because its clients take a host, not a
-base URL.
+base URL. What no CRM API offers (clock offsets, faults, bulk records, merges of Salesforce
+records, signed HubSpot webhooks) is the control API under `_control/` (control.py).
 """
 
 from django.urls import include, path
@@ -13,4 +14,5 @@ urlpatterns = [
     path("hubspot/", include("sandbox.hubspot.urls")),
     path("graph/", include("sandbox.meta.urls")),
     path("rest/", include("sandbox.rest.urls")),
+    path("_control/", include("sandbox.control_urls")),
 ]

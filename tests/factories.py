@@ -82,6 +82,7 @@ def destination_form(**values) -> dict:
         "company_upsert_property": "crmsync_domain", "credentials_env": "", "http_method": "POST", "headers": "{}",
         "body_template": "", "signature_header": "", "rate_limit_requests": "100", "rate_limit_window_seconds": "10",
         "daily_budget": "250000", "batch_size": "", "batch_wait_seconds": "3", "changed_fields_only": "on", "is_active": "on",
+        "poll_interval_seconds": "0", "clock_margin_seconds": "30",
         "fields-TOTAL_FORMS": "0", "fields-INITIAL_FORMS": "0", "fields-MIN_NUM_FORMS": "0", "fields-MAX_NUM_FORMS": "1000",
         **values,
     }

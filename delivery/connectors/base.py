@@ -7,6 +7,7 @@ knowing any CRM.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 import enum
 from typing import Any, Protocol
 
@@ -127,3 +128,51 @@ class Connector(Protocol):
         """Create missing custom fields where the CRM allows it through its API; return their
         names (raises ConnectorError, NotImplementedError where unsupported)."""
         ...
+
+
+# --- Reading changes back (two-way sync) ---------------------------------------------------
+
+
+class PollError(ConnectorError):
+    """A read for the reconciliation poller failed. `auth` when the CRM refused the
+    credentials; `retryable` when trying again later may work (5xx, timeout, 429)."""
+
+    def __init__(self, message: str, *, retryable: bool = True, auth: bool = False,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.auth = auth
+        self.retry_after = retry_after  # seconds the CRM asked us to wait (429 Retry-After), when it said
+
+
+@dataclass
+class CrmChange:
+    """One CRM record as the poller reads it: the mapped fields' current values and what the
+    CRM says about who changed them and when (in the CRM's clock)."""
+
+    crm_id: str
+    modified_at: datetime  # the record's last change (HubSpot updatedAt, Salesforce SystemModstamp), aware
+    values: dict[str, Any] = field(default_factory=dict)  # CRM field -> value as the CRM returns it; requested fields only
+    # Per field, when it took its current value and who set it, where the CRM says so (HubSpot:
+    # propertiesWithHistory timestamp and sourceType[:sourceId]; Salesforce: the record's
+    # SystemModstamp and LastModifiedById for every field).
+    changed_at: dict[str, datetime] = field(default_factory=dict)
+    changed_by: dict[str, str] = field(default_factory=dict)
+    # True when the CRM says the record's last change was our own integration's write (an echo).
+    by_us: bool = False
+    archived: bool = False  # deleted (HubSpot archived, Salesforce IsDeleted)
+    merged_into: str = ""  # a merged-away record: the survivor's ID
+    merged_ids: tuple[str, ...] = ()  # a survivor: the IDs merged into it (HubSpot hs_merged_object_ids)
+    # The record's value of the destination's upsert property (our external ID), when it has one.
+    external_id: str = ""
+
+
+@dataclass
+class ChangePage:
+    """One page of a poll. Apply `changes`, then store `watermark` and `cursor` together."""
+
+    changes: list[CrmChange]
+    cursor: str  # opaque: pass it back for the next page; "" when this was the last page
+    watermark: datetime | None  # the highest modification time this page covers (CRM clock)
+    calls: int = 0  # HTTP calls this page took
+    clock_offset_seconds: float | None = None  # the CRM's clock minus ours, from its Date header

@@ -11,7 +11,7 @@ with its email. So before the first push of a lead we read contacts by email (ba
 the upserts find it by the key.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -19,7 +19,18 @@ from django.utils import timezone
 from core import outbound
 from core.secrets import SecretUnavailable
 from delivery.connectors.auth import AccessToken, TokenProvider
-from delivery.connectors.base import ConnectorError, CrmField, CrmSchema, Outcome, PushRecord, RecordResult
+from delivery.connectors.base import (
+    ChangePage,
+    ConnectorError,
+    CrmChange,
+    CrmField,
+    CrmSchema,
+    Outcome,
+    PollError,
+    PushRecord,
+    RecordResult,
+)
+from delivery.connectors.hubspot_read import HubSpotReader
 from delivery.models import Destination
 from delivery.session import DestinationSession
 
@@ -274,6 +285,39 @@ class HubSpotConnector:
             raise _AuthFailed(code or "BAD_REFRESH_TOKEN", f"token refresh refused: {message}", answer)
         expires_in = int(answer.body.get("expires_in") or 1800)
         return AccessToken(answer.body["access_token"], timezone.now() + timedelta(seconds=expires_in))
+
+    # --- reading changes back (hubspot_read.py) --------------------------------------------
+
+    def changes(self, *, object: str, since: datetime | None, cursor: str, fields: list[str]) -> ChangePage:
+        return self._reader().changes(object=object, since=since, cursor=cursor, fields=fields)
+
+    def read(self, *, object: str, ids: list[str], fields: list[str], history: bool = False) -> list[CrmChange]:
+        return self._reader().read(object=object, ids=ids, fields=fields, history=history)
+
+    def deletions(self, *, object: str, since: datetime | None, cursor: str) -> ChangePage:
+        return self._reader().deletions(object=object, since=since, cursor=cursor)
+
+    def _reader(self) -> HubSpotReader:
+        keys = {"primary": self.destination.upsert_property, "company": self.destination.company_upsert_property}
+        return HubSpotReader(self._read_call, calls=lambda: self.session.calls, pace_key=f"{self.destination.pk}:{self.base}",
+                             keys=keys)
+
+    def _read_call(self, method: str, path: str, body: Any = None) -> outbound.Response:
+        """One read for the poller: its answer (200, or 207 for a batch read with missing IDs),
+        or a PollError saying whether trying again may work."""
+        try:
+            answer = self._authorized(method, path, body)
+        except _AuthFailed as exc:
+            raise PollError(f"HubSpot refused the credentials: {exc.message}", retryable=False, auth=True) from exc
+        except outbound.OutboundError as exc:
+            raise PollError(f"HubSpot could not be reached: {exc}") from exc
+        if answer.status in (200, 207):
+            return answer
+        outcome, retry_after = _classify(answer)
+        code, message = _error(answer.body)
+        raise PollError(f"HubSpot answered {answer.status} {code}: {message}".replace("  ", " "),
+                        retryable=outcome in (Outcome.TRANSIENT, Outcome.RATE_LIMITED), auth=outcome == Outcome.AUTH,
+                        retry_after=retry_after)
 
     # --- setup ----------------------------------------------------------------------------
 

@@ -15,11 +15,13 @@ writing our key onto it: from then on the upserts find it by the key.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 import time
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 import jwt
 import requests
 from simple_salesforce import Salesforce
@@ -28,7 +30,19 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSessi
 from core import outbound
 from core.secrets import SecretUnavailable
 from delivery.connectors.auth import AccessToken, TokenProvider
-from delivery.connectors.base import ConnectorError, CrmField, CrmSchema, Outcome, PushRecord, RecordResult
+from delivery.connectors.base import (
+    ChangePage,
+    ConnectorError,
+    CrmChange,
+    CrmField,
+    CrmSchema,
+    Outcome,
+    PollError,
+    PushRecord,
+    RecordResult,
+)
+from delivery.connectors.clock import clock_offset
+from delivery.connectors.salesforce_read import Answer, SalesforceReader
 from delivery.models import Destination
 from delivery.session import DestinationSession
 
@@ -48,6 +62,7 @@ QUERY_URL_BUDGET = 3_500
 # What a query's URL may carry as is: SOQL quotes, lists and email addresses stay readable.
 _QUERY_SAFE = "@',()*"
 _QUERY_FRAME = 300  # the URL's path and the SOQL around the email list, with room to spare
+USER_ID_CACHE_SECONDS = 24 * 3600
 
 
 @dataclass(eq=False)  # exceptions stay hashable
@@ -119,6 +134,8 @@ class SalesforceConnector:
         self.session = session
         self.tokens = TokenProvider(destination, self._fetch_token)
         self._last_status: int | None = None
+        self._last_clock_offset: float | None = None
+        self._user_id: str | None = None
         session.hooks["response"].append(self._remember_status)
 
     # --- the Connector protocol ---
@@ -160,6 +177,51 @@ class SalesforceConnector:
 
     def create_fields(self, fields: list[CrmField], *, company: bool = False) -> list[str]:
         raise NotImplementedError("Salesforce custom fields are created in Setup")
+
+    # --- reading changes back (salesforce_read.py) ---
+
+    def changes(self, *, object: str, since: datetime | None, cursor: str, fields: list[str]) -> ChangePage:
+        return self._reader().changes(object=object, since=since, cursor=cursor, fields=fields)
+
+    def read(self, *, object: str, ids: list[str], fields: list[str], history: bool = False) -> list[CrmChange]:
+        return self._reader().read(object=object, ids=ids, fields=fields, history=history)
+
+    def deletions(self, *, object: str, since: datetime | None, cursor: str) -> ChangePage:
+        return self._reader().deletions(object=object, since=since, cursor=cursor)
+
+    def _reader(self) -> SalesforceReader:
+        contacts = self.destination.object_model == Destination.ObjectModel.CONTACT_ACCOUNT
+        return SalesforceReader(self._read_call, calls=lambda: self.session.calls, user_id=self._integration_user_id,
+                                sobjects={"primary": "Contact" if contacts else "Lead", "company": "Account"},
+                                key={"primary": self.destination.upsert_property,
+                                     "company": self.destination.company_upsert_property})
+
+    def _read_call(self, path: str) -> Answer:
+        """One GET for the poller, or a PollError saying whether trying again may work."""
+        self._last_clock_offset = None
+        try:
+            answer = self._call("GET", path)
+        except CallFailed as failure:
+            raise _poll_error(failure) from failure
+        return Answer(answer.body, self._last_clock_offset)
+
+    def _integration_user_id(self) -> str:
+        """The user our token acts as, whose changes are our own echoes: from the token answer's
+        `id` URL when this process fetched the token, else asked once (`/services/oauth2/userinfo`)
+        and kept for every worker; "" when it cannot be learnt."""
+        if self._user_id is None:
+            self._user_id = cache.get(_user_cache_key(self.destination)) or self._userinfo()
+        return self._user_id
+
+    def _userinfo(self) -> str:
+        try:
+            body = self._call("GET", "userinfo", api="oauth2").body
+        except CallFailed:
+            return ""  # not asked again by this connector: its changes read as not ours
+        user_id = str(body.get("user_id") or "") if isinstance(body, dict) else ""
+        if user_id:
+            cache.set(_user_cache_key(self.destination), user_id, USER_ID_CACHE_SECONDS)
+        return user_id
 
     # --- Contacts and Accounts ---
 
@@ -271,15 +333,16 @@ class SalesforceConnector:
 
     # --- REST calls: token, one refresh on INVALID_SESSION_ID, errors as CallFailed ---
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> _Answer:
+    def _call(self, method: str, path: str, api: str = "restful", **kwargs: Any) -> _Answer:
+        """`api`: "restful" for paths below /services/data/vNN.N/, "oauth2" below /services/oauth2/."""
         started, self._last_status = time.monotonic(), None
         try:
             try:
-                body = self._client(self._token()).restful(path, method=method, **kwargs)
+                body = getattr(self._client(self._token()), api)(path, method=method, **kwargs)
             except SalesforceExpiredSession:
                 # INVALID_SESSION_ID: the token expired or was revoked. One new token, one retry;
                 # a second refusal is an auth failure.
-                body = self._client(self._refresh()).restful(path, method=method, **kwargs)
+                body = getattr(self._client(self._refresh()), api)(path, method=method, **kwargs)
         except SalesforceError as exc:
             raise _call_failed(exc, _ms_since(started)) from exc
         except requests.exceptions.JSONDecodeError as exc:  # an answer, but not Salesforce's JSON
@@ -299,8 +362,11 @@ class SalesforceConnector:
         return self.destination.instance_url or self.destination.base_url
 
     def _remember_status(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        # simple-salesforce returns parsed bodies only; the status is for the sync log.
+        # simple-salesforce returns parsed bodies only; the status is for the sync log, the
+        # Date header (against the middle of the call) for the poller's clock offset.
         self._last_status = response.status_code
+        self._last_clock_offset = clock_offset(response.headers.get("Date"),
+                                               time.time() - response.elapsed.total_seconds() / 2)
 
     def _token(self) -> str:
         return self._guarded(self.tokens.token)
@@ -338,6 +404,10 @@ class SalesforceConnector:
             raise CallFailed(Outcome.TRANSIENT, "NETWORK", f"Token request failed: {exc}") from exc
         body = answer.body if isinstance(answer.body, dict) else {}
         if answer.ok and body.get("access_token"):
+            # The identity URL ends in the user the token acts as: the author of our own writes.
+            user_id = str(body.get("id") or "").rstrip("/").rpartition("/")[2]
+            if user_id:
+                cache.set(_user_cache_key(self.destination), user_id, USER_ID_CACHE_SECONDS)
             # Salesforce states no expiry (the org's session timeout applies): keep the token
             # until it is refused.
             return AccessToken(body["access_token"], None, body.get("instance_url", ""))
@@ -379,6 +449,19 @@ def jwt_audience(base_url: str) -> str:
     if host == "salesforce.com" or host.endswith(".salesforce.com"):
         return "https://login.salesforce.com"
     return base_url.rstrip("/")
+
+
+def _user_cache_key(destination: Destination) -> str:
+    return f"crmsync:salesforce-user:{destination.pk}:{destination.base_url}"
+
+
+def _poll_error(failure: CallFailed) -> PollError:
+    """A poll's failed call: a refused token or session, or a 403 other than the API allocation
+    (no API access, a missing permission), is an auth failure; 5xx, timeouts and the allocation
+    may pass; any other refusal is the query's fault."""
+    auth = failure.outcome == Outcome.AUTH or (failure.http_status == 403 and failure.outcome == Outcome.PERMANENT)
+    return PollError(f"Salesforce: {failure}", retryable=failure.outcome in (Outcome.TRANSIENT, Outcome.RATE_LIMITED),
+                     auth=auth, retry_after=failure.retry_after)
 
 
 def _require(credentials: dict[str, str], *names: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from sandbox.models import SandboxCompany, SandboxContact, SandboxProperty, Sand
 from sandbox.validators import is_email
 
 # HubSpot computes these itself; a write to them is refused.
-SYSTEM_PROPERTIES = ("createdate", "hs_object_id", "lastmodifieddate")
+SYSTEM_PROPERTIES = ("createdate", "hs_object_id", "lastmodifieddate", "hs_lastmodifieddate", "hs_merged_object_ids")
 # HubSpot allows at most 10 unique-value properties per object.
 MAX_UNIQUE_PROPERTIES = 10
 # From the PropertyCreate model of HubSpot's Python client.
@@ -63,6 +63,9 @@ class ObjectType:
     key_properties: tuple[str, ...]
     # Properties the search endpoint's free-text `query` looks in.
     query_properties: tuple[str, ...]
+    # The modification date a sync poll filters and sorts on: contacts' lastmodifieddate,
+    # companies' hs_lastmodifieddate (HubSpot's names differ by object).
+    modified_property: str = "lastmodifieddate"
 
 
 def _lifecycle_options() -> tuple[dict[str, Any], ...]:
@@ -74,7 +77,10 @@ def _lifecycle_options() -> tuple[dict[str, Any], ...]:
 def _system(group: str) -> tuple[PropertyDef, ...]:
     return (PropertyDef("hs_object_id", "Record ID", type="number", field_type="number", group_name=group),
             PropertyDef("createdate", "Create Date", type="datetime", field_type="date", group_name=group),
-            PropertyDef("lastmodifieddate", "Last Modified Date", type="datetime", field_type="date", group_name=group))
+            PropertyDef("lastmodifieddate", "Last Modified Date", type="datetime", field_type="date", group_name=group),
+            # The IDs of records merged into this one, ";"-joined (set by a merge).
+            PropertyDef("hs_merged_object_ids", "Merged record IDs", type="enumeration", field_type="checkbox",
+                        group_name=group))
 
 
 def _external_id(group: str) -> PropertyDef:
@@ -128,12 +134,14 @@ COMPANY_PROPERTIES = _by_name(
     PropertyDef("phone", "Phone Number", field_type="phonenumber", group_name="companyinformation"),
     PropertyDef("country", "Country/Region", group_name="companyinformation"),
     *_system("companyinformation"),
+    PropertyDef("hs_lastmodifieddate", "Last Modified Date", type="datetime", field_type="date",
+                group_name="companyinformation"),
     _external_id("companyinformation"),
 )
 CONTACTS = ObjectType("contacts", "contact", "0-1", SandboxContact, CONTACT_PROPERTIES, ("email", "hs_object_id"),
                       ("firstname", "lastname", "email", "phone", "company", "website"))
 COMPANIES = ObjectType("companies", "company", "0-2", SandboxCompany, COMPANY_PROPERTIES, ("hs_object_id",),
-                       ("name", "domain", "phone", "country"))
+                       ("name", "domain", "phone", "country"), modified_property="hs_lastmodifieddate")
 OBJECT_TYPES = {kind.name: kind for kind in (CONTACTS, COMPANIES)}
 # The v4 associations API names object types in the singular, or by type ID.
 OBJECT_TYPE_ALIASES = {alias: kind for kind in OBJECT_TYPES.values()

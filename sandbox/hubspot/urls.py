@@ -21,6 +21,7 @@ urlpatterns = [
     re_path(f"{OBJECTS}/batch/upsert$", views.records_batch_upsert, name="sandbox-hubspot-batch-upsert"),
     # Before <record_id>, which would otherwise take "search" for an ID.
     re_path(f"{OBJECTS}/search$", views.records_search_view, name="sandbox-hubspot-search"),
+    re_path(f"{OBJECTS}/merge$", views.records_merge, name="sandbox-hubspot-merge"),
     re_path(f"{OBJECTS}/(?P<record_id>[^/]+)$", views.record, name="sandbox-hubspot-object"),
     re_path(f"{PROPERTIES}$", views.object_properties, name="sandbox-hubspot-properties"),
     re_path(f"{PROPERTIES}/(?P<name>[^/]+)$", views.object_property, name="sandbox-hubspot-property"),

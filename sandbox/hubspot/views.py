@@ -3,7 +3,10 @@ sandbox's own tables.
 
 Each handler parses, calls one service and shapes the answer. `endpoint` adds what every
 HubSpot data call has: the bearer token, the rate limits and their headers, the error JSON, the
-reply delay a demo or test can set, the injected faults and the request log.
+reply delay a demo or test can set, the injected faults (reads included), the request log, the
+CRM's `Date` header (its own clock, sandbox/clock.py) and the actor of its writes: the header
+`X-Sandbox-Actor: person:<name>` makes a write a person's edit (sourceType CRM_UI) instead of
+the integration's.
 """
 
 import hmac
@@ -17,8 +20,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from sandbox.clock import ACTOR_HEADER, ActorError, acting_as, actor_parse, crm_now, current_actor, date_header
 from sandbox.faults import FaultDecision, fault_call, fault_decide, fault_finish, no_faults, request_log_record
-from sandbox.hubspot import associations, properties
+from sandbox.hubspot import associations, properties, webhooks
 from sandbox.hubspot import records as hubspot_records  # not `records`: that name is a view below
 from sandbox.hubspot.errors import (
     HubSpotError,
@@ -41,7 +45,7 @@ from sandbox.tokens import TokenState, bearer_token, token_state
 CRM = hubspot_records.CRM
 LIST_LIMIT_MAX = 100
 Handler = Callable[..., JsonResponse]
-WRITES = frozenset({"POST", "PATCH", "PUT"})
+WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
 def endpoint(*, writes: frozenset[str] = frozenset(), search: bool = False, faulty: bool = True,
@@ -66,6 +70,7 @@ def endpoint(*, writes: frozenset[str] = frozenset(), search: bool = False, faul
             if request.method in writes and response.status_code < 300 and limits.reply_delay_ms:
                 # The write is committed: a client that gives up now has lost only the reply.
                 time.sleep(limits.reply_delay_ms / 1000)
+        response["Date"] = date_header(crm=CRM)
         request_log_record(crm=CRM, request=request, status=response.status_code, fault=decision.logged_kind(),
                            started_at=started)
         return fault_finish(request, decision, response)
@@ -81,7 +86,12 @@ def _answer(request: HttpRequest, usage: Usage, handlers: dict[str, Handler], kw
         handler = handlers.get(request.method or "")
         if handler is None:
             raise HubSpotError(405, "METHOD_NOT_ALLOWED", f"{request.method} is not supported at {request.path}")
-        return handler(request, **kwargs)
+        try:
+            actor = actor_parse(request.headers.get(ACTOR_HEADER, ""))
+        except ActorError as exc:
+            raise validation_error(str(exc)) from None
+        with acting_as(actor):
+            return handler(request, **kwargs)
     except HubSpotError as exc:
         return _error_response(exc)
 
@@ -126,6 +136,11 @@ def _names(request: HttpRequest) -> list[str]:
     return [name.strip() for value in request.GET.getlist("properties") for name in value.split(",") if name.strip()]
 
 
+def _history_names(request: HttpRequest) -> list[str]:
+    return [name.strip() for value in request.GET.getlist("propertiesWithHistory") for name in value.split(",")
+            if name.strip()]
+
+
 def _archived(request: HttpRequest) -> bool:
     return request.GET.get("archived", "false").lower() == "true"
 
@@ -152,7 +167,7 @@ def _records_list(request: HttpRequest, object_type: str) -> JsonResponse:
         raise validation_error("limit must be at least 1.")
     results, next_after = hubspot_records.records_page(
         _kind(object_type), limit=limit, after=_int_param(request, "after", 0), properties=_names(request),
-        archived=_archived(request))
+        archived=_archived(request), history=_history_names(request))
     body: dict[str, Any] = {"results": results}
     if next_after:
         body["paging"] = {"next": {"after": next_after, "link": _next_link(request, next_after)}}
@@ -172,7 +187,8 @@ def _record_create(request: HttpRequest, object_type: str) -> JsonResponse:
 
 def _record_read(request: HttpRequest, object_type: str, record_id: str) -> JsonResponse:
     record = hubspot_records.record_get(_kind(object_type), key=record_id, id_property=request.GET.get("idProperty"),
-                                        properties=_names(request), archived=_archived(request))
+                                        properties=_names(request), archived=_archived(request),
+                                        history=_history_names(request))
     return JsonResponse(record)
 
 
@@ -180,14 +196,29 @@ def _record_update(request: HttpRequest, object_type: str, record_id: str) -> Js
     record = hubspot_records.record_update(_kind(object_type), key=record_id,
                                            id_property=request.GET.get("idProperty"),
                                            properties=_json(request).get("properties", {}))
+    webhooks.person_edit_notify(_kind(object_type), record, actor=current_actor())
     return JsonResponse(record_json(record))
+
+
+def _record_archive(request: HttpRequest, object_type: str, record_id: str) -> HttpResponse:
+    record = hubspot_records.record_archive(_kind(object_type), key=record_id)
+    if record is not None:
+        webhooks.deletion_notify(_kind(object_type), record, actor=current_actor())
+    return HttpResponse(status=204)
+
+
+def _merge(request: HttpRequest, object_type: str) -> JsonResponse:
+    survivor, merged_id = hubspot_records.records_merge(_kind(object_type), body=_json(request))
+    webhooks.merge_notify(_kind(object_type), survivor, merged_id=merged_id, actor=current_actor())
+    return JsonResponse(record_json(survivor))
 
 
 def _batch_read(request: HttpRequest, object_type: str) -> JsonResponse:
     body = _json(request)
     outcome = hubspot_records.records_batch_read(_kind(object_type), inputs=body.get("inputs"),
                                                  id_property=body.get("idProperty"),
-                                                 properties=body.get("properties", []), archived=_archived(request))
+                                                 properties=body.get("properties", []), archived=_archived(request),
+                                                 history=body.get("propertiesWithHistory") or [])
     return _batch_response(outcome)
 
 
@@ -207,7 +238,7 @@ def _batch_upsert(request: HttpRequest, object_type: str) -> JsonResponse:
 
 def _batch_response(outcome: BatchOutcome, status: int = 200) -> JsonResponse:
     body = {"status": "COMPLETE", "results": outcome.results, "startedAt": iso(outcome.started_at),
-            "completedAt": iso(timezone.now())}
+            "completedAt": iso(crm_now(crm=CRM))}
     if not outcome.errors:
         return JsonResponse(body, status=status)
     return JsonResponse({**body, "numErrors": len(outcome.errors), "errors": outcome.errors}, status=207)
@@ -293,7 +324,8 @@ def oauth_token(request: HttpRequest) -> JsonResponse:
 
 
 records = endpoint(GET=_records_list, POST=_record_create, writes=WRITES)
-record = endpoint(GET=_record_read, PATCH=_record_update, writes=WRITES)
+record = endpoint(GET=_record_read, PATCH=_record_update, DELETE=_record_archive, writes=WRITES)
+records_merge = endpoint(POST=_merge, writes=WRITES)
 records_batch_read = endpoint(POST=_batch_read)
 records_batch_create = endpoint(POST=_batch_create, writes=WRITES)
 records_batch_update = endpoint(POST=_batch_update, writes=WRITES)

@@ -5,23 +5,33 @@ ID, SOQL queries and the API usage limit.
 Per-record errors carry Salesforce's codes (docs/wire-contracts.md). A record's external-ID and unique
 values are also rows of SandboxSalesforceKey, whose unique constraint decides a race between two
 upserts of one new value: the loser's INSERT fails, and it retries the record as an update.
+
+For two-way sync: every write stamps the org's clock (sandbox/clock.py) into LastModifiedDate and
+SystemModstamp and records LastModifiedById: the integration user's ID for API writes, a stable
+fake user ID per person for `X-Sandbox-Actor: person:<name>` writes. DELETE is a soft delete
+(IsDeleted, the recycle bin): `query` skips such rows, `queryAll` returns them; a merge deletes
+the losers with MasterRecordId set. Queries filter and sort on those columns in SQL, and a
+query's later batches read the IDs its first batch found (a snapshot, as Salesforce's locators).
 """
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
+import hashlib
+import operator
 import secrets
 import string
 from typing import Any, Callable
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.db.models import Q, QuerySet
 
+from sandbox.clock import Actor, acting_as, crm_now, current_actor
 from sandbox.models import SandboxSalesforceKey, SandboxSalesforceRecord
-from sandbox.salesforce.schema import SOBJECTS, FieldDef, SObject, field_definitions, org_settings
-from sandbox.salesforce.soql import Condition, SoqlError, soql_parse
+from sandbox.salesforce.schema import CRM, SANDBOX_USER_ID, SOBJECTS, FieldDef, SObject, field_definitions, org_settings
+from sandbox.salesforce.soql import Condition, Query, SoqlError, soql_datetime, soql_parse
 from sandbox.validators import is_email
 
 MAX_COLLECTION = 200  # sObject Collections take at most 200 records
@@ -36,6 +46,12 @@ LOCKED = ("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this recor
 QUERY_BATCH = 2000
 QUERY_BATCH_MIN = 200
 QUERY_LOCATOR_SECONDS = 15 * 60  # Salesforce drops a query locator after 15 minutes unused
+REPLICATION_DAYS = 30  # getUpdated/getDeleted look back at most this far
+MERGE_MAX = 2  # Salesforce merges up to three records: the master and two more
+# Fields kept in columns, not in `fields`: what queries filter and sort on in SQL.
+COLUMNS = {"Id": "id", "CreatedDate": "created_at", "LastModifiedDate": "updated_at", "SystemModstamp": "system_modstamp",
+           "IsDeleted": "is_deleted", "CreatedById": "created_by_id", "LastModifiedById": "last_modified_by_id"}
+LOOKUPS = {"=": "exact", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}
 
 
 class SalesforceError(Exception):
@@ -223,6 +239,8 @@ def _update_one(sobject: SObject, raw: dict[str, Any], options: WriteOptions) ->
     record = SandboxSalesforceRecord.objects.filter(sobject=sobject.name, pk=str(record_id)).first()
     if record is None:
         return Outcome(errors=[RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ("Id",))])
+    if record.is_deleted:
+        return Outcome(errors=[RecordError("ENTITY_IS_DELETED", "entity is deleted")])
     fields = {name: v for name, v in raw.items() if name != "attributes" and name.lower() != "id"}
     outcome = _write(sobject, record, fields, options)
     return Outcome(id=outcome.id, created=None, errors=outcome.errors)
@@ -311,7 +329,7 @@ def _write(sobject: SObject, record: SandboxSalesforceRecord | None, fields: dic
 def _matches(sobject: SObject, key: FieldDef, value: Any) -> list[SandboxSalesforceRecord]:
     if value in (None, ""):
         return []
-    records = SandboxSalesforceRecord.objects.filter(sobject=sobject.name)
+    records = SandboxSalesforceRecord.objects.filter(sobject=sobject.name, is_deleted=False)
     if key.name == "Id":
         return list(records.filter(pk=str(value)))
     return list(records.filter(keys__field=key.name, keys__value=str(value).lower()).distinct().order_by("id")[:10])
@@ -423,16 +441,19 @@ def _duplicate_lead(sobject: SObject, merged: dict[str, Any]) -> bool:
     email = merged.get("Email")
     if sobject.name != "Lead" or not email or not org_settings().duplicate_rule_enabled:
         return False
-    return SandboxSalesforceRecord.objects.filter(sobject="Lead", fields__Email__iexact=email).exists()
+    return SandboxSalesforceRecord.objects.filter(sobject="Lead", is_deleted=False, fields__Email__iexact=email).exists()
 
 
 def _save(sobject: SObject, definitions: dict[str, FieldDef], record: SandboxSalesforceRecord | None,
           merged: dict[str, Any]) -> SandboxSalesforceRecord:
-    now = timezone.now()
+    now, user = crm_now(crm=CRM), user_id(current_actor())
     if record is None:
-        record = SandboxSalesforceRecord(id=new_id(sobject.key_prefix), sobject=sobject.name, created_at=now)
-    record.fields = {name: value for name, value in merged.items() if value is not None}
-    record.updated_at = now
+        record = SandboxSalesforceRecord(id=new_id(sobject.key_prefix), sobject=sobject.name, created_at=now,
+                                         created_by_id=user)
+    # System fields live in columns (IsDeleted's default included), never in `fields`.
+    record.fields = {name: value for name, value in merged.items() if value is not None and name not in COLUMNS}
+    record.updated_at = record.system_modstamp = now
+    record.last_modified_by_id = user
     record.save()
     record.keys.all().delete()
     SandboxSalesforceKey.objects.bulk_create([
@@ -442,10 +463,22 @@ def _save(sobject: SObject, definitions: dict[str, FieldDef], record: SandboxSal
     return record
 
 
+def user_id(actor: Actor) -> str:
+    """Whose change: the integration user (the org's API user, whom userinfo names), or a stable
+    fake user ID per person (005 prefix, derived from the name)."""
+    if not actor.is_person:
+        return SANDBOX_USER_ID
+    digest = hashlib.sha256(actor.person.encode()).digest()
+    return with_checksum("0055g0" + "".join(ID_CHARS[b % len(ID_CHARS)] for b in digest[:9]))
+
+
 def new_id(prefix: str) -> str:
     """An 18-character ID as Salesforce makes them: key prefix, instance, a unique part, and the
     3-character suffix that encodes which of the first 15 characters are upper case."""
-    base = prefix + "5g0" + "".join(secrets.choice(ID_CHARS) for _ in range(9))
+    return with_checksum(prefix + "5g0" + "".join(secrets.choice(ID_CHARS) for _ in range(9)))
+
+
+def with_checksum(base: str) -> str:
     suffix = ""
     for chunk in (base[0:5], base[5:10], base[10:15]):
         bits = sum(1 << i for i, char in enumerate(chunk) if char.isupper())
@@ -455,29 +488,38 @@ def new_id(prefix: str) -> str:
 
 # --- queries ----------------------------------------------------------------------------------
 
-def query_run(*, soql: str, version: str, batch_size: int = QUERY_BATCH) -> dict[str, Any]:
-    """GET query?q=: the first batch of rows; `nextRecordsUrl` leads to the next while not done."""
+def query_run(*, soql: str, version: str, batch_size: int = QUERY_BATCH, all_rows: bool = False) -> dict[str, Any]:
+    """GET query?q= (or queryAll?q=, `all_rows`: deleted rows too): the first batch of rows;
+    `nextRecordsUrl` leads to the next while not done."""
     batch_size = min(max(batch_size, QUERY_BATCH_MIN), QUERY_BATCH)
-    return _query_batch(soql, version, offset=0, batch_size=batch_size, locator=secrets.token_hex(8))
+    sobject, selected, ids = _query_ids(soql, all_rows=all_rows)
+    cursor = {"sobject": sobject.name, "fields": [f.name for f in selected], "ids": ids, "batch_size": batch_size,
+              "path": "queryAll" if all_rows else "query"}
+    return _query_batch(cursor, version, offset=0, locator=secrets.token_hex(8))
 
 
 def query_more(*, locator: str, offset: int, version: str) -> dict[str, Any]:
-    """GET query/{locator}-{offset}: a later batch of a query. The query runs again, so rows
-    written since its first batch may show up (Salesforce's locators see a snapshot)."""
+    """GET query/{locator}-{offset}: a later batch of the rows the query found at first (their
+    current values)."""
     cursor = cache.get(_locator_key(locator))
     if cursor is None:
         raise SalesforceError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-    return _query_batch(cursor["soql"], version, offset=offset, batch_size=cursor["batch_size"], locator=locator)
+    return _query_batch(cursor, version, offset=offset, locator=locator)
 
 
-def _query_batch(soql: str, version: str, *, offset: int, batch_size: int, locator: str) -> dict[str, Any]:
-    sobject, selected, hits = _query_hits(soql)
-    records = [{"attributes": {"type": sobject.name, "url": record_url(version, row)},
-                **{f.name: _value(row, f) for f in selected}} for row in hits[offset: offset + batch_size]]
-    body = {"totalSize": len(hits), "done": offset + batch_size >= len(hits), "records": records}
+def _query_batch(cursor: dict[str, Any], version: str, *, offset: int, locator: str) -> dict[str, Any]:
+    sobject = SOBJECTS[cursor["sobject"]]
+    definitions = field_definitions(sobject)
+    selected = [definitions[name.lower()] for name in cursor["fields"]]
+    ids, batch_size = cursor["ids"], cursor["batch_size"]
+    page = ids[offset: offset + batch_size]
+    rows = SandboxSalesforceRecord.objects.in_bulk(page)
+    records = [{"attributes": {"type": sobject.name, "url": record_url(version, rows[i])},
+                **{f.name: _value(rows[i], f) for f in selected}} for i in page if i in rows]
+    body = {"totalSize": len(ids), "done": offset + batch_size >= len(ids), "records": records}
     if not body["done"]:
-        cache.set(_locator_key(locator), {"soql": soql, "batch_size": batch_size}, QUERY_LOCATOR_SECONDS)
-        body["nextRecordsUrl"] = f"/services/data/v{version}/query/{locator}-{offset + batch_size}"
+        cache.set(_locator_key(locator), cursor, QUERY_LOCATOR_SECONDS)
+        body["nextRecordsUrl"] = f"/services/data/v{version}/{cursor['path']}/{locator}-{offset + batch_size}"
     return body
 
 
@@ -485,7 +527,8 @@ def _locator_key(locator: str) -> str:
     return f"sandbox-salesforce-query:{locator}"
 
 
-def _query_hits(soql: str) -> tuple[SObject, list[FieldDef], list[SandboxSalesforceRecord]]:
+def _query_ids(soql: str, *, all_rows: bool) -> tuple[SObject, list[FieldDef], list[str]]:
+    """The IDs the query finds, in its order and within its LIMIT."""
     try:
         query = soql_parse(soql)
     except SoqlError as exc:
@@ -497,9 +540,63 @@ def _query_hits(soql: str) -> tuple[SObject, list[FieldDef], list[SandboxSalesfo
     definitions = field_definitions(sobject)
     selected = [_query_field(definitions, name, sobject) for name in query.fields]
     conditions = [(_query_field(definitions, c.field, sobject), c) for c in query.conditions]
-    rows = _candidates(sobject, conditions)
-    hits = [row for row in rows if all(_holds(c, _value(row, f)) for f, c in conditions)]
-    return sobject, selected, hits if query.limit is None else hits[: query.limit]
+    order = [(_query_field(definitions, name, sobject), descending) for name, descending in query.order]
+    rows = SandboxSalesforceRecord.objects.filter(sobject=sobject.name)
+    rows = rows if all_rows else rows.filter(is_deleted=False)
+    rows, left = _narrowed(rows, conditions)
+    return sobject, selected, _ordered_ids(rows, left, order, query)
+
+
+def _narrowed(rows: QuerySet, conditions: list[tuple[FieldDef, Condition]]) -> tuple[QuerySet, list]:
+    """Conditions on columns (and on keyed fields' = / IN, through the key index) in SQL; the
+    others are left for Python."""
+    left, keyed_done = [], False
+    for field_def, condition in conditions:
+        q = _column_q(field_def, condition)
+        if q is not None:
+            rows = rows.filter(q)
+            continue
+        if not keyed_done and field_def.keyed and condition.operator in ("=", "IN") and None not in condition.values:
+            rows = rows.filter(id__in=SandboxSalesforceKey.objects.filter(
+                field=field_def.name, value__in=[str(v).lower() for v in condition.values]).values("record_id"))
+            keyed_done = True
+        left.append((field_def, condition))
+    return rows, left
+
+
+def _column_q(field_def: FieldDef, condition: Condition) -> Q | None:
+    column = COLUMNS.get(field_def.name)
+    if column is None or None in condition.values:
+        return None
+    values = list(condition.values)
+    if field_def.type == "datetime" and not all(isinstance(v, datetime) for v in values):
+        raise SalesforceError(400, "INVALID_FIELD", f"value of filter criterion for field '{field_def.name}' must be "
+                                                    "of type dateTime and should not be enclosed in quotes")
+    if condition.operator == "IN":
+        return Q(**{f"{column}__in": values})
+    if condition.operator == "!=":
+        return ~Q(**{column: values[0]})
+    return Q(**{f"{column}__{LOOKUPS[condition.operator]}": values[0]})
+
+
+def _ordered_ids(rows: QuerySet, left: list, order: list[tuple[FieldDef, bool]], query: Query) -> list[str]:
+    in_sql = all(f.name in COLUMNS for f, _ in order)
+    if not left and in_sql:
+        columns = [("-" if descending else "") + COLUMNS[f.name] for f, descending in order] or ["created_at"]
+        return list(rows.order_by(*columns, "id").values_list("id", flat=True)[: query.limit])
+    hits = [row for row in rows.order_by("created_at", "id") if all(_holds(c, _value(row, f)) for f, c in left)]
+    for field_def, descending in reversed(order):
+        # Nulls first when ascending, last when descending: SOQL's defaults.
+        hits.sort(key=lambda row: _sort_value(_value(row, field_def)), reverse=descending)
+    return [row.id for row in hits[: query.limit]]
+
+
+def _sort_value(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return 0, ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return 1, value
+    return 2, str(value).casefold()
 
 
 def _query_field(definitions: dict[str, FieldDef], name: str, sobject: SObject) -> FieldDef:
@@ -511,16 +608,6 @@ def _query_field(definitions: dict[str, FieldDef], name: str, sobject: SObject) 
     return found
 
 
-def _candidates(sobject: SObject, conditions: list[tuple[FieldDef, Condition]]) -> list[SandboxSalesforceRecord]:
-    """The object's records, narrowed through the key index when a condition allows it."""
-    rows = SandboxSalesforceRecord.objects.filter(sobject=sobject.name)
-    for field_def, condition in conditions:
-        if field_def.keyed and condition.operator in ("=", "IN") and None not in condition.values:
-            rows = rows.filter(keys__field=field_def.name, keys__value__in=[str(v).lower() for v in condition.values])
-            break
-    return list(rows.distinct().order_by("created_at", "id"))
-
-
 def _value(row: SandboxSalesforceRecord, field_def: FieldDef) -> Any:
     """What a query reads: a record saved before a defaulted field existed has its default."""
     return _values(row).get(field_def.name, field_def.default)
@@ -528,7 +615,9 @@ def _value(row: SandboxSalesforceRecord, field_def: FieldDef) -> Any:
 
 def _values(row: SandboxSalesforceRecord) -> dict[str, Any]:
     return {**row.fields, "Id": row.id, "CreatedDate": _datetime(row.created_at),
-            "LastModifiedDate": _datetime(row.updated_at)}
+            "LastModifiedDate": _datetime(row.updated_at), "SystemModstamp": _datetime(row.system_modstamp),
+            "CreatedById": row.created_by_id or SANDBOX_USER_ID, "LastModifiedById": row.last_modified_by_id or SANDBOX_USER_ID,
+            "IsDeleted": row.is_deleted, "MasterRecordId": row.master_record_id or None}
 
 
 def _datetime(moment: datetime) -> str:
@@ -536,17 +625,160 @@ def _datetime(moment: datetime) -> str:
     return moment.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
+COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
 def _holds(condition: Condition, value: Any) -> bool:
+    if condition.operator in COMPARE:
+        wanted = condition.values[0]
+        if value is None or wanted is None:
+            return False  # SOQL: a comparison with null is never true
+        try:
+            mine = soql_datetime(value) if isinstance(wanted, datetime) and isinstance(value, str) else value
+            return COMPARE[condition.operator](_folded(mine), _folded(wanted))
+        except (SoqlError, TypeError):
+            return False
     found = any(_same(value, wanted) for wanted in condition.values)
     return not found if condition.operator == "!=" else found
+
+
+def _folded(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
 
 
 def _same(value: Any, wanted: Any) -> bool:
     if wanted is None or value is None:
         return value is None and wanted is None
+    if isinstance(wanted, datetime) and isinstance(value, str):
+        try:
+            return soql_datetime(value) == wanted
+        except SoqlError:
+            return False
     if isinstance(wanted, str) and isinstance(value, str):
         return value.casefold() == wanted.casefold()  # SOQL compares text case-insensitively
     return value == wanted
+
+
+# --- single records, deletes, merges ------------------------------------------------------------
+
+def record_get(*, sobject_name: str, record_id: str, fields: list[str], version: str) -> dict[str, Any]:
+    """GET sobjects/{SObject}/{id}[?fields=a,b]: every field (or those named); 404 once deleted."""
+    sobject = sobject_get(sobject_name)
+    record = _live(sobject, record_id)
+    definitions = field_definitions(sobject)
+    wanted = [_query_field(definitions, name, sobject) for name in fields] if fields else list(definitions.values())
+    return {"attributes": {"type": sobject.name, "url": record_url(version, record)},
+            **{f.name: _value(record, f) for f in wanted}}
+
+
+def record_update(*, sobject_name: str, record_id: str, body: Any, options: WriteOptions) -> None:
+    """PATCH sobjects/{SObject}/{id}: update one record by ID (answers 204)."""
+    sobject = sobject_get(sobject_name)
+    if not isinstance(body, dict):
+        raise SalesforceError(400, "JSON_PARSER_ERROR", "The body must be a JSON object of field values.")
+    _live(sobject, record_id)
+    with transaction.atomic():
+        outcome = _update_saved(sobject, {**body, "Id": record_id}, options)
+    if outcome.errors:
+        raise _refusal(outcome.errors)
+
+
+def record_person_edit(*, record: SandboxSalesforceRecord, fields: Any, person: str) -> None:
+    """A person saving the record in the org's UI (the sandbox admin): the values that differ
+    from the stored ones are written (null clears); LastModifiedById becomes that person's user."""
+    if not isinstance(fields, dict):
+        raise SalesforceError(400, "JSON_PARSER_ERROR", "The fields must be a JSON object of field values.")
+    changes = {name: value for name, value in fields.items() if record.fields.get(name) != value}
+    with acting_as(Actor(person=person)):
+        record_update(sobject_name=record.sobject, record_id=record.id, body=changes, options=WriteOptions())
+
+
+def record_delete(*, sobject_name: str, record_id: str) -> SandboxSalesforceRecord:
+    """DELETE sobjects/{SObject}/{id}: to the recycle bin. Its key values are freed (an upsert
+    on them creates a new record), SystemModstamp moves."""
+    sobject = sobject_get(sobject_name)
+    with transaction.atomic():
+        record = _live(sobject, record_id)
+        _soft_delete(record, now=crm_now(crm=CRM), user=user_id(current_actor()))
+    return record
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    master_id: str
+    merged_ids: list[str]
+
+
+def records_merge(*, sobject_name: str, master_id: str, merged_ids: list[str]) -> MergeResult:
+    """Merge up to two records into the master (SOAP merge(), which REST lacks; the sandbox's
+    control API offers it): the losers are deleted with MasterRecordId set, the master keeps its
+    values, takes the losers' for fields it lacks, and its SystemModstamp moves."""
+    sobject = sobject_get(sobject_name)
+    if not isinstance(merged_ids, list) or not 0 < len(merged_ids) <= MERGE_MAX or master_id in merged_ids:
+        raise SalesforceError(400, "INVALID_OPERATION", f"Merge takes a master and 1 to {MERGE_MAX} other records.")
+    now, user = crm_now(crm=CRM), user_id(current_actor())
+    with transaction.atomic():
+        master = _live(sobject, master_id)
+        losers = [_live(sobject, str(i)) for i in merged_ids]
+        filled = {**{k: v for loser in reversed(losers) for k, v in loser.fields.items()}, **master.fields}
+        for loser in losers:
+            loser.master_record_id = master.id
+            _soft_delete(loser, now=now, user=user)
+        definitions = field_definitions(sobject)
+        keyed = {f.name for f in definitions.values() if f.keyed}
+        master.fields = {k: v for k, v in filled.items() if k not in keyed or k in master.fields}
+        master.updated_at = master.system_modstamp = now
+        master.last_modified_by_id = user
+        master.save()
+    return MergeResult(master.id, [loser.id for loser in losers])
+
+
+def _live(sobject: SObject, record_id: str) -> SandboxSalesforceRecord:
+    record = SandboxSalesforceRecord.objects.filter(sobject=sobject.name, pk=record_id).first()
+    if record is None:
+        raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
+    if record.is_deleted:
+        raise SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted")
+    return record
+
+
+def _soft_delete(record: SandboxSalesforceRecord, *, now: datetime, user: str) -> None:
+    record.is_deleted, record.deleted_at = True, now
+    record.system_modstamp = now
+    record.last_modified_by_id = user
+    record.save()
+    record.keys.all().delete()
+
+
+def changed_ids(*, sobject_name: str, start: str, end: str, deleted: bool) -> dict[str, Any]:
+    """GET sobjects/{SObject}/updated/ or /deleted/?start=..&end=..: IDs changed (SystemModstamp)
+    or deleted within the window, which must run forwards and start at most 30 days ago."""
+    sobject = sobject_get(sobject_name)
+    since, until = _replication_date(start, "start"), _replication_date(end, "end")
+    now = crm_now(crm=CRM)
+    if since >= until:
+        raise SalesforceError(400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate")
+    if since < now - timedelta(days=REPLICATION_DAYS):
+        raise SalesforceError(400, "INVALID_REPLICATION_DATE",
+                              f"startDate cannot be more than {REPLICATION_DAYS} days ago")
+    covered = _datetime(min(until, now).replace(second=0, microsecond=0))
+    rows = SandboxSalesforceRecord.objects.filter(sobject=sobject.name, is_deleted=deleted)
+    if deleted:
+        found = rows.filter(deleted_at__gte=since, deleted_at__lt=until).order_by("deleted_at", "id")
+        return {"deletedRecords": [{"id": row.id, "deletedDate": _datetime(row.deleted_at)} for row in found],
+                "earliestDateAvailable": _datetime(now - timedelta(days=REPLICATION_DAYS)), "latestDateCovered": covered}
+    found = rows.filter(system_modstamp__gte=since, system_modstamp__lt=until).order_by("system_modstamp", "id")
+    return {"ids": list(found.values_list("id", flat=True)), "latestDateCovered": covered}
+
+
+def _replication_date(text: str, name: str) -> datetime:
+    if not text:
+        raise SalesforceError(400, "MALFORMED_QUERY", f"Missing required parameter: {name}")
+    try:
+        return soql_datetime(text.replace(" ", "+"))  # an unencoded + arrives as a space
+    except SoqlError:
+        raise SalesforceError(400, "INVALID_REPLICATION_DATE", f"{name} is not an ISO 8601 date and time with a time "
+                                                              f"zone: {text}") from None
 
 
 # --- limits -----------------------------------------------------------------------------------

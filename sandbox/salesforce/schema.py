@@ -63,7 +63,19 @@ def _system() -> tuple[FieldDef, ...]:
             FieldDef("OwnerId", "Owner ID", type="reference", length=18, nillable=False, default=SANDBOX_USER_ID),
             FieldDef("CreatedDate", "Created Date", type="datetime", createable=False, updateable=False, nillable=False),
             FieldDef("LastModifiedDate", "Last Modified Date", type="datetime", createable=False, updateable=False,
-                     nillable=False))
+                     nillable=False),
+            # What sync polls read: the change stamp (moves on deletes too), who changed the record,
+            # and the recycle bin (only queryAll returns deleted rows; merge losers name the master).
+            FieldDef("SystemModstamp", "System Modstamp", type="datetime", createable=False, updateable=False,
+                     nillable=False),
+            FieldDef("CreatedById", "Created By ID", type="reference", length=18, createable=False, updateable=False,
+                     nillable=False),
+            FieldDef("LastModifiedById", "Last Modified By ID", type="reference", length=18, createable=False,
+                     updateable=False, nillable=False),
+            FieldDef("IsDeleted", "Deleted", type="boolean", createable=False, updateable=False, nillable=False,
+                     default=False),
+            FieldDef("MasterRecordId", "Master Record ID", type="reference", length=18, createable=False,
+                     updateable=False))
 
 
 def _consent() -> tuple[FieldDef, ...]:

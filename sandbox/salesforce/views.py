@@ -2,7 +2,9 @@
 own paths below the server root: /services/oauth2/token and /services/data/vNN.N/...
 
 `endpoint` adds what every Salesforce data call has: the bearer session, the version check,
-the daily API allocation and its Sforce-Limit-Info header, the injected faults and the request log.
+the daily API allocation and its Sforce-Limit-Info header, the injected faults (reads included),
+the request log, the org's `Date` header (its own clock) and the actor of its writes
+(`X-Sandbox-Actor: person:<name>` makes LastModifiedById that person's user, not the integration user).
 """
 
 import json
@@ -14,13 +16,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from sandbox.clock import ACTOR_HEADER, ActorError, acting_as, actor_parse, date_header
 from sandbox.faults import FaultDecision, fault_call, fault_decide, fault_finish, no_faults, request_log_record
 from sandbox.limits import daily_count, daily_used
 from sandbox.oauth import OAuthError
 from sandbox.salesforce import records
-from sandbox.salesforce.oauth import salesforce_token_grant
+from sandbox.salesforce.oauth import SALESFORCE_ORG_ID, salesforce_token_grant
 from sandbox.salesforce.records import SalesforceError, WriteOptions
-from sandbox.salesforce.schema import CRM, describe_json, org_settings
+from sandbox.salesforce.schema import CRM, SANDBOX_USER_ID, describe_json, org_settings
 from sandbox.tokens import TokenState, bearer_token, token_state
 
 Handler = Callable[..., HttpResponse]
@@ -55,6 +58,7 @@ def endpoint(*, faulty: bool = True, **handlers: Handler) -> Callable:
                 if request.method in ("POST", "PATCH") and response.status_code < 300 and org.reply_delay_ms:
                     time.sleep(org.reply_delay_ms / 1000)  # committed: a client giving up loses only the reply
         response["Sforce-Limit-Info"] = f"api-usage={used}/{org.daily_limit}"
+        response["Date"] = date_header(crm=CRM)
         request_log_record(crm=CRM, request=request, status=response.status_code, fault=decision.logged_kind(),
                            started_at=started)
         return fault_finish(request, decision, response)
@@ -70,7 +74,12 @@ def _answer(request: HttpRequest, handlers: dict[str, Handler], version: str, de
         if handler is None:
             raise SalesforceError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed. "
                                                              f"Allowed are {', '.join(handlers)}")
-        return handler(request, version, decision, **kwargs)
+        try:
+            actor = actor_parse(request.headers.get(ACTOR_HEADER, ""))
+        except ActorError as exc:
+            raise SalesforceError(400, "INVALID_HEADER_TYPE", str(exc)) from None
+        with acting_as(actor):
+            return handler(request, version, decision, **kwargs)
     except SalesforceError as exc:
         return _errors(exc)
 
@@ -134,6 +143,40 @@ def _query(request: HttpRequest, version: str, decision: FaultDecision) -> JsonR
                                           batch_size=_query_batch_size(request)))
 
 
+def _query_all(request: HttpRequest, version: str, decision: FaultDecision) -> JsonResponse:
+    return JsonResponse(records.query_run(soql=request.GET.get("q", ""), version=version,
+                                          batch_size=_query_batch_size(request), all_rows=True))
+
+
+def _record_read(request: HttpRequest, version: str, decision: FaultDecision, sobject: str,
+                 record_id: str) -> JsonResponse:
+    fields = [name.strip() for name in request.GET.get("fields", "").split(",") if name.strip()]
+    return JsonResponse(records.record_get(sobject_name=sobject, record_id=record_id, fields=fields, version=version))
+
+
+def _record_update(request: HttpRequest, version: str, decision: FaultDecision, sobject: str,
+                   record_id: str) -> HttpResponse:
+    records.record_update(sobject_name=sobject, record_id=record_id, body=_json(request),
+                          options=_options(request, decision))
+    return HttpResponse(status=204)
+
+
+def _record_delete(request: HttpRequest, version: str, decision: FaultDecision, sobject: str,
+                   record_id: str) -> HttpResponse:
+    records.record_delete(sobject_name=sobject, record_id=record_id)
+    return HttpResponse(status=204)
+
+
+def _updated(request: HttpRequest, version: str, decision: FaultDecision, sobject: str) -> JsonResponse:
+    return JsonResponse(records.changed_ids(sobject_name=sobject, start=request.GET.get("start", ""),
+                                            end=request.GET.get("end", ""), deleted=False))
+
+
+def _deleted(request: HttpRequest, version: str, decision: FaultDecision, sobject: str) -> JsonResponse:
+    return JsonResponse(records.changed_ids(sobject_name=sobject, start=request.GET.get("start", ""),
+                                            end=request.GET.get("end", ""), deleted=True))
+
+
 def _query_batch_size(request: HttpRequest) -> int:
     """Sforce-Query-Options: batchSize=N (Salesforce keeps it within 200..2000)."""
     for part in request.headers.get("Sforce-Query-Options", "").split(","):
@@ -162,6 +205,10 @@ collection_upsert = endpoint(PATCH=_collection_upsert)
 record_upsert = endpoint(PATCH=_record_upsert)
 describe = endpoint(GET=_describe)
 query = endpoint(GET=_query)
+query_all = endpoint(GET=_query_all)
+record = endpoint(GET=_record_read, PATCH=_record_update, DELETE=_record_delete)
+updated = endpoint(GET=_updated)
+deleted = endpoint(GET=_deleted)
 query_more = endpoint(GET=_query_more)
 limits = endpoint(GET=_limits, faulty=False)  # what a client reads to pace itself stays reliable
 unknown = endpoint(**{method: _unknown for method in ("GET", "POST", "PUT", "PATCH", "DELETE")})
@@ -178,3 +225,19 @@ def token(request: HttpRequest) -> JsonResponse:
         return JsonResponse(salesforce_token_grant(form=request.POST, instance_url=instance_url))
     except OAuthError as exc:
         return JsonResponse(exc.body, status=exc.status)
+
+
+@csrf_exempt
+@transaction.non_atomic_requests
+def userinfo(request: HttpRequest) -> JsonResponse:
+    """GET /services/oauth2/userinfo: who the session's user is. The integration user's
+    `user_id` is the LastModifiedById of every write made through the API (echoes)."""
+    if token_state(crm=CRM, token=bearer_token(request.headers.get("Authorization", ""))) is not TokenState.VALID:
+        return JsonResponse({"error": "invalid_token", "error_description": "Access token is invalid or expired."},
+                            status=403)
+    base = f"{request.scheme}://{request.get_host()}"
+    return JsonResponse({"sub": f"{base}/id/{SALESFORCE_ORG_ID}/{SANDBOX_USER_ID}", "user_id": SANDBOX_USER_ID,
+                         "organization_id": SALESFORCE_ORG_ID, "preferred_username": "integration@sandbox.example",
+                         "name": "Sandbox Integration User", "user_type": "STANDARD", "active": True,
+                         "urls": {"rest": f"{base}/services/data/v{{version}}/"}},
+                        headers={"Date": date_header(crm=CRM)})

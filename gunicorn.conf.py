@@ -1,0 +1,26 @@
+"""gunicorn reads this file from the directory it starts in, so every way crmsync runs gunicorn
+(`make run`, tests/stack.py, the Docker image) gets these hooks; the command line sets the rest.
+
+They keep Prometheus's multiprocess files in order (core/metrics.py): the master, before it
+forks any worker, forgets the files of web processes that are gone and makes its workers count
+as "web"; a worker that exits is marked dead, as prometheus_client asks of gunicorn's
+child_exit hook.
+"""
+
+import os
+
+
+def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crmsync.settings")
+    from django.conf import settings
+
+    settings.PROMETHEUS_MULTIPROC_DIR  # noqa: B018 - loading the settings sets the directory for prometheus_client
+    from core import metrics
+
+    metrics.process_start("web")
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's Arbiter and Worker
+    from core import metrics
+
+    metrics.process_exit(worker.pid)
