@@ -10,17 +10,18 @@ child_exit hook.
 import os
 
 
-def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
+def on_starting(server) -> None:  # gunicorn's Arbiter
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crmsync.settings")
     from django.conf import settings
 
-    settings.PROMETHEUS_MULTIPROC_DIR  # noqa: B018 - loading the settings sets the directory for prometheus_client
+    # Loading the settings sets PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads on import.
+    getattr(settings, "PROMETHEUS_MULTIPROC_DIR", None)
     from core import metrics
 
     metrics.process_start("web")
 
 
-def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's Arbiter and Worker
+def child_exit(server, worker) -> None:  # gunicorn's Arbiter and Worker
     from core import metrics
 
     metrics.process_exit(worker.pid)

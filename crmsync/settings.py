@@ -225,7 +225,7 @@ SANDBOX_HUBSPOT_REFRESH_TOKEN = env.str("SANDBOX_HUBSPOT_REFRESH_TOKEN", default
 SANDBOX_SALESFORCE_CLIENT_ID = env.str("SANDBOX_SALESFORCE_CLIENT_ID", default="sandbox-salesforce-client-id")
 SANDBOX_SALESFORCE_CLIENT_SECRET = env.str("SANDBOX_SALESFORCE_CLIENT_SECRET", default="sandbox-salesforce-client-secret")
 
-# --- Metrics (/metrics, core/metrics.py) ---------------------------------------------------------
+# --- Metrics (/metrics, core/metrics.py) ---------------------------------------------------
 # Every process writes its counts under this directory and a scrape adds them up (Prometheus
 # multiprocess mode); prometheus_client reads the variable when crmsync first imports it.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))
@@ -280,6 +280,10 @@ STATICFILES_FINDERS = [
 ]
 # Links in alert notifications start with this (e.g. https://crmsync.example.com); empty: paths only.
 CRMSYNC_PUBLIC_URL = env.str("CRMSYNC_PUBLIC_URL", default="")
+# Alert emails: one URL, e.g. smtp+tls://user:password@smtp.example.com:587 (django-environ's
+# email_url). `make run` prints them on the console unless told otherwise.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="crmsync@localhost")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

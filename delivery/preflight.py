@@ -57,6 +57,9 @@ def destination_preflight(*, destination: Destination, connector=None, probe: bo
             if line.object != Obj.COMPANY or company:
                 if all(m.name != line.target for m in missing):
                     missing.append(CrmField(name=line.target, label=line.target))
+            if line.reads_back:
+                report.problems.append(f"{line.target} is read back from the CRM ({line.get_direction_display()}), "
+                                       "but the CRM has no such field to read")
             continue
         if crm_field.options:
             _picklist(report, line, crm_field)

@@ -249,3 +249,14 @@ def test_default_rules_per_field():
     assert DestinationField(source="marketing_opt_in").effective_rule() == Rule.MOST_RECENT
     assert DestinationField(source="phone").effective_rule() == Rule.MANUAL
 
+
+
+def test_preflight_names_a_read_back_field_the_crm_does_not_have(live_server):
+    from delivery.preflight import destination_preflight
+    from tests.factories import hubspot_destination
+
+    destination = hubspot_destination(base_url=f"{live_server.url}/sandbox/hubspot")
+    DestinationField.objects.create(destination=destination, source="attributes.plan", target="crmsync_no_such_plan",
+                                    direction=Direction.FROM_CRM)
+    report = destination_preflight(destination=destination)
+    assert any("crmsync_no_such_plan is read back from the CRM" in problem for problem in report.problems)

@@ -26,6 +26,13 @@ BANNER = """
     curl -i -X POST {base}/api/v1/sources/{slug}/submissions \\
          -H 'Content-Type: application/json' \\
          -d '{{"email": "  Ada.Lovelace@Example.COM ", "first_name": "Ada", "last_name": "Lovelace", "company": "Analytical Engines", "country": "GB"}}'
+
+  Two-way sync: the sandbox destination polls every 5 s. Change the contact's phone as a person
+  in the sandbox HubSpot and watch the lead (README, "Two-way sync"):
+    curl -X PATCH -H 'Authorization: Bearer {token}' -H 'X-Sandbox-Actor: person:rep@example.com' \\
+         -H 'Content-Type: application/json' -d '{{"properties": {{"phone": "+44 20 7946 0000"}}}}' \\
+         '{base}/sandbox/hubspot/crm/v3/objects/contacts/ada.lovelace@example.com?idProperty=email'
+  Conflicts wait in {base}/admin/delivery/conflict/
 """
 
 
