@@ -1,13 +1,13 @@
 """A lead's timeline: everything that happened to one person, across every stage, in time order.
 
 The page a reviewer opens when a sales rep says "my lead never arrived": each submission (the raw
-body as received; the values its mapping version gave), each decision about the lead, each push
-job and every CRM call made for it (what was sent, what came back, how long it took).
+body as received; the values its mapping version gave), each decision about the lead (changes a
+poll read back from a CRM among them), each push job and every CRM call made for it (what was
+sent, what came back, how long it took), and two-way sync's conflicts.
 
 Each kind of event comes from one small function that takes the lead's IDs (the lead and the
 leads merged into it) and yields `Entry` values; `SOURCES` lists them with the permission a user
-needs to see them. A new kind of event (a poll that read the CRM's record, a conflict) is one
-more function and one more line in `SOURCES`.
+needs to see them. A new kind of event is one more function and one more line in `SOURCES`.
 """
 
 from collections.abc import Callable, Iterable
@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from audit.models import SyncLog
-from delivery.models import PushJob
+from delivery.models import Conflict, PushJob
 from ingestion.models import Submission
 from leads.models import Lead, LeadDecision
 from mapping.services import mapping_apply, source_fields
@@ -115,15 +115,33 @@ def sync_log_entries(lead_ids: list[int]) -> Iterable[Entry]:
                     reverse("admin:audit_synclog_change", args=[call.pk]), call.correlation_id)
 
 
+def conflict_entries(lead_ids: list[int]) -> Iterable[Entry]:
+    """Two-way sync's conflicts: opened (both sides changed a field; the CRM record was deleted
+    or merged) and settled. What a poll read back shows as a decision ("Changed in a CRM")."""
+    rows = Conflict.objects.filter(lead_id__in=lead_ids).select_related("destination", "resolved_by").order_by("-created_at")
+    for conflict in rows[:LIMIT]:
+        link = reverse("admin:delivery_conflict_change", args=[conflict.pk])
+        what = conflict.target if conflict.kind == Conflict.Kind.FIELD else conflict.get_kind_display().lower()
+        yield Entry(conflict.created_at, "conflict", f"Conflict at {conflict.destination}: {what}",
+                    {"ours": conflict.ours, "theirs (CRM)": conflict.theirs, "last synced": conflict.base,
+                     "CRM record": conflict.crm_record_id, "status now": conflict.get_status_display()}, link)
+        if conflict.resolved_at:
+            yield Entry(conflict.resolved_at, "conflict", f"Conflict at {conflict.destination}: {what}, "
+                        f"{(conflict.get_resolution_display() or conflict.get_status_display()).lower()}",
+                        {"value": conflict.resolved_value, "by": str(conflict.resolved_by or ""), "note": conflict.note},
+                        link)
+
+
 SOURCES: list[Source] = [
     Source("ingestion.view_submission", submission_entries),
     Source("leads.view_leaddecision", decision_entries),
     Source("delivery.view_pushjob", push_job_entries),
     Source("audit.view_synclog", sync_log_entries),
+    Source("delivery.view_conflict", conflict_entries),
 ]
 
 # Entries at the same instant keep the order the stages run in.
-_KIND_ORDER = {"submission": 0, "decision": 1, "push": 2, "call": 3}
+_KIND_ORDER = {"submission": 0, "decision": 1, "push": 2, "call": 3, "conflict": 4}
 
 
 def lead_timeline(*, lead: Lead, sources: Iterable[Source] = SOURCES) -> list[Entry]:

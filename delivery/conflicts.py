@@ -39,7 +39,7 @@ class Resolved:
 def conflict_resolve(*, conflict_id: int, resolution: str, actor, value: Any = None, note: str = "") -> Resolved:
     """Apply a reviewer's decision to one open conflict."""
     with transaction.atomic():
-        conflict = Conflict.objects.select_for_update().select_related("destination", "field").get(pk=conflict_id)
+        conflict = Conflict.objects.select_for_update(of=("self",)).select_related("destination", "field").get(pk=conflict_id)
         if conflict.status != Conflict.Status.OPEN:
             raise ConflictError(f"This conflict is already {conflict.get_status_display().lower()}.")
         allowed = FIELD_RESOLUTIONS if conflict.kind == Conflict.Kind.FIELD else RECORD_RESOLUTIONS

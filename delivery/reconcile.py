@@ -27,6 +27,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+import phonenumbers
 
 from delivery.connectors.base import CrmChange
 from delivery.fieldmap import render
@@ -34,6 +35,7 @@ from delivery.models import Conflict, Destination, DestinationField, LeadDeliver
 from leads.decisions import decision_record
 from leads.models import Lead, LeadDecision
 from leads.services import field_time, lead_values_apply
+from mapping.transforms import phone_region
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ def _record_reconcile(destination: Destination, fields: list[DestinationField], 
         target = line.target
         if target not in change.values:
             continue
-        theirs, base, ours = change.values.get(target), base_all.get(target), ours_all.get(target)
+        theirs, base, ours = _crm_value(line, change.values.get(target), lead), base_all.get(target), ours_all.get(target)
         if same(theirs, base):
             _converged_close(lead, destination, target, ours, theirs)
             continue  # the CRM did not change it (or it is our own write coming back)
@@ -158,6 +160,20 @@ def _take(destination: Destination, lead: Lead, change: CrmChange, take: dict[st
     for target, (line, theirs) in take.items():
         _converged_close(lead, destination, target, theirs, theirs)
     return len(take) - len(result.kept)
+
+
+def _crm_value(line: DestinationField, theirs: Any, lead: Lead) -> Any:
+    """The CRM's value as we would hold it: a phone number typed in any format, in E.164 (as
+    every mapping stores them), so '+44 20 7946 0000' and '+442079460000' are one number."""
+    if line.source.strip() != "phone" or _blank(theirs):
+        return theirs
+    try:
+        number = phonenumbers.parse(str(theirs), phone_region(lead.country) or None)
+    except phonenumbers.NumberParseException:
+        return theirs
+    if not phonenumbers.is_valid_number(number):
+        return theirs
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _rule_verdict(destination: Destination, line: DestinationField, lead: Lead, change: CrmChange, ours: Any,

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -145,6 +145,11 @@ def destination_poll(*, destination_id: int, max_pages: int | None = None) -> Po
         report.error = str(exc)
         if exc.auth:
             destination_pause(destination=destination, reason=f"CRM refused the credentials while polling: {exc}")
+    except DatabaseError as exc:
+        # A lock conflict with a push settling the same lead (PostgreSQL picks one transaction to
+        # fail): the page was rolled back with its watermark, and the next poll reads it again.
+        report.error = f"database: {exc}"[:2000]
+        log.warning("sync poll page rolled back", extra={"destination": destination.name, "error": str(exc)})
     finally:
         _cursor_release(destination, report)
     log.info("sync poll", extra={"destination": destination.name, "records": report.records_read,

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from audit.admin_mixins import ReadOnlyAdmin, pretty_json
-from monitoring.models import Alert, AlertRule, Channel, Notification
+from monitoring.models import Alert, AlertRule, Channel, Notification, NotificationAttempt
 from monitoring.services import alert_acknowledge
 
 
@@ -58,11 +58,11 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.display(description="Last failed attempt")
     def last_failure(self, obj: Channel) -> str:
-        failed = obj.notifications.exclude(last_error="").exclude(status=Notification.Status.SENT).order_by("-id").first()
+        failed = NotificationAttempt.objects.filter(notification__channel=obj, ok=False).order_by("-attempted_at").first()
         if failed is None:
             return "-"
-        return format_html('<span style="color: var(--error-fg)">{}: {}</span>', failed.get_status_display(),
-                           failed.last_error[:120])
+        return format_html('<span style="color: var(--error-fg)">{}: {}</span>',
+                           f"{timezone.localtime(failed.attempted_at):%Y-%m-%d %H:%M}", failed.error[:120])
 
     @admin.display(description="Recent notifications")
     def recent_notifications(self, obj: Channel) -> str:
@@ -178,8 +178,20 @@ class AlertAdmin(ReadOnlyAdmin):
         return request.user.has_perm("monitoring.acknowledge_alert")
 
 
+class AttemptInline(admin.TabularInline):
+    model = NotificationAttempt
+    extra = 0
+    can_delete = False
+    fields = ("attempted_at", "ok", "http_status", "error", "duration_ms")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "event", "alert", "channel", "status", "attempts", "http_status", "last_error")
     list_filter = ("status", "event", "channel")
     list_select_related = ("alert__rule", "channel")
+    inlines = [AttemptInline]

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from django.apps import apps
+from django.contrib import admin
 from django.db.models import Count, Max, Min, Q, Sum
 from django.urls import reverse
 
@@ -196,10 +197,10 @@ def worker_heartbeat(rule: AlertRule, now: datetime) -> Check:
 
 
 def _registered(model: str) -> bool:
-    from django.contrib import admin
-
-    app_label, model_name = model.split(".")
-    return any(m._meta.app_label == app_label and m._meta.model_name == model_name for m in admin.site._registry)
+    try:
+        return admin.site.is_registered(apps.get_model(model))
+    except LookupError:
+        return False
 
 
 def conflict_model():

@@ -177,3 +177,20 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_event_display()} to {self.channel} ({self.status})"
+
+
+class NotificationAttempt(models.Model):
+    """One try at sending a notification: when, whether it went through, what the channel said."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="attempt_rows")
+    attempted_at = models.DateTimeField()
+    ok = models.BooleanField()
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-attempted_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{'sent' if self.ok else 'failed'} at {self.attempted_at:%Y-%m-%d %H:%M:%S}"

@@ -12,6 +12,7 @@ outbound seam's backoff until it goes through or MAX_ATTEMPTS is reached.
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 import logging
+import time
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
@@ -22,7 +23,7 @@ from core.outbound import backoff_seconds
 from delivery.models import PushJob, RateBudget
 from ingestion.models import Submission
 from monitoring import channels, conditions
-from monitoring.models import Alert, AlertRule, Notification
+from monitoring.models import Alert, AlertRule, Notification, NotificationAttempt
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +147,11 @@ def notifications_send_due(*, now: datetime | None = None) -> tuple[int, int]:
 
 def _send_one(notification: Notification, now: datetime) -> bool:
     attempts = notification.attempts + 1
+    started = time.monotonic()
     try:
         status = channels.send(notification)
     except channels.ChannelError as exc:
+        _attempt_record(notification, started, ok=False, http_status=exc.http_status, error=str(exc))
         gave_up = attempts >= MAX_ATTEMPTS
         Notification.objects.filter(pk=notification.pk).update(
             attempts=attempts, last_error=str(exc)[:2000], http_status=exc.http_status,
@@ -157,9 +160,17 @@ def _send_one(notification: Notification, now: datetime) -> bool:
         log.error("alert notification failed", extra={"channel": notification.channel.name, "attempt": attempts,
                                                       "error": str(exc)[:500], "gave_up": gave_up, "alert": True})
         return False
+    _attempt_record(notification, started, ok=True, http_status=status)
     Notification.objects.filter(pk=notification.pk).update(
         attempts=attempts, status=Notification.Status.SENT, sent_at=timezone.now(), http_status=status, last_error="")
     return True
+
+
+def _attempt_record(notification: Notification, started: float, *, ok: bool, http_status: int | None = None,
+                    error: str = "") -> None:
+    NotificationAttempt.objects.create(notification=notification, attempted_at=timezone.now(), ok=ok,
+                                       http_status=http_status, error=error[:2000],
+                                       duration_ms=int((time.monotonic() - started) * 1000))
 
 
 # --- Gauges for the dashboard ------------------------------------------------------------------

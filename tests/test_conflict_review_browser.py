@@ -59,7 +59,9 @@ def test_a_reviewer_filters_opens_resolves_and_bulk_resolves_conflicts(live_serv
 
     # She filters the queue to the phone field.
     page.locator("#changelist-filter").get_by_role("link", name="phone", exact=True).click()
+    page.wait_for_url("**target=phone**")
     rows = page.locator("#result_list tbody tr")
+    rows.first.wait_for()
     assert rows.count() == 4
 
     # She opens the first conflict: the last synced value, ours and the CRM's side by side.
@@ -76,6 +78,7 @@ def test_a_reviewer_filters_opens_resolves_and_bulk_resolves_conflicts(live_serv
 
     # Back in the filtered queue, three left: she selects them all and keeps ours.
     page.goto(f"{live_server.url}/admin/delivery/conflict/?target=phone")
+    page.locator("#result_list tbody tr").first.wait_for()
     assert page.locator("#result_list tbody tr").count() == 3
     page.locator("#action-toggle").check()
     page.select_option("select[name=action]", "bulk_keep_ours")

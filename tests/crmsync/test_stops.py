@@ -14,9 +14,11 @@ import requests
 import yaml
 
 from crmsync.demo import DEMO_DESTINATION, demo_load
+from crmsync.pipeline import submission_process
 from delivery.models import Destination, PushJob
+from ingestion.models import Submission
 from sandbox.models import SandboxSettings
-from tests.stack import ROOT, free_port, test_database_url, wait_for
+from tests.stack import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -96,8 +98,8 @@ def all_pushed() -> bool:
 
 @pytest.fixture
 def pushing(stack, request):
-    """Three leads posted while no worker runs, one call per lead, and a worker started: it
-    claims the three jobs at once and sends them one after another."""
+    """Three leads posted and processed while no worker runs, one CRM call per lead: the worker
+    started next claims the three push jobs at once and sends them one after another."""
     stack.env["CRMSYNC_WORKER_STOP_GRACE_SECONDS"] = str(GRACE_SECONDS)
     demo_load(sandbox_base_url=stack.sandbox_url)
     Destination.objects.filter(name=DEMO_DESTINATION).update(batch_size=1)
@@ -106,6 +108,9 @@ def pushing(stack, request):
         answer = requests.post(f"{stack.base_url}/api/v1/sources/demo-form/submissions",
                                json={"email": email, "last_name": "Person"}, timeout=10)
         assert answer.status_code == 202
+    for submission in Submission.objects.all():
+        submission_process(submission_id=submission.pk)
+    assert PushJob.objects.filter(status=PushJob.Status.PENDING).count() == 3
     yield stack
     if getattr(request.node, "rep_call", None) and request.node.rep_call.failed:
         print(stack.logs())
@@ -184,6 +189,8 @@ def test_a_worker_stopped_while_the_crm_is_slow_exits_within_its_grace_period_an
 
 def test_a_stopped_worker_finishes_the_push_in_flight_and_hands_back_the_rest(pushing):
     # given a worker waiting for a CRM that answers well within the grace period
+    grace = 10
+    pushing.env["CRMSYNC_WORKER_STOP_GRACE_SECONDS"] = str(grace)
     crm_answers_after(1)
     pushing.start_worker()
     wait_for(one_push_in_flight_two_waiting, timeout=60, what="a push in flight")
@@ -193,7 +200,7 @@ def test_a_stopped_worker_finishes_the_push_in_flight_and_hands_back_the_rest(pu
     os.killpg(pushing.worker.pid, signal.SIGTERM)
 
     # then the push in flight completes, and the two not yet sent wait for the next worker
-    assert pushing.worker.wait(timeout=GRACE_SECONDS + 1) == 0
+    assert pushing.worker.wait(timeout=grace + 1) == 0
     pushing.worker = None
     in_flight.refresh_from_db()
     assert (in_flight.status, in_flight.attempts) == (PushJob.Status.SUCCEEDED, 1)

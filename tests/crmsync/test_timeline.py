@@ -4,11 +4,12 @@ import json
 import re
 
 from django.contrib.auth.models import Permission
+from django.utils import timezone
 import pytest
 
 from crmsync.pipeline import submission_process
 from crmsync.timeline import Entry, Source, lead_timeline
-from delivery.models import PushJob
+from delivery.models import Conflict, Destination, PushJob
 from delivery.services import push_dispatch_due
 from ingestion.models import Submission
 from leads.models import Lead
@@ -146,3 +147,14 @@ def test_another_kind_of_event_is_one_more_source(processed):
     entries = lead_timeline(lead=Lead.objects.get(), sources=[Source("leads.view_lead", polls)])
 
     assert [(e.kind, e.title) for e in entries] == [("poll", "Read back from the CRM")]
+
+
+def test_a_two_way_sync_conflict_shows_when_it_opened_and_how_it_was_settled(operator, processed):
+    Conflict.objects.create(lead=processed.lead, destination=Destination.objects.get(), target="firstname",
+                            source="first_name", ours="Ada", theirs="Augusta", status=Conflict.Status.RESOLVED,
+                            resolution=Conflict.Resolution.TAKE_CRM, resolved_value="Augusta", resolved_at=timezone.now())
+
+    html = operator.get(f"/admin/leads/lead/{processed.lead.pk}/timeline/").content.decode()
+
+    assert [kind for kind, _ in kinds_and_ids(html)][-2:] == ["conflict", "conflict"]
+    assert "Conflict at HubSpot: firstname</a>" in html and "Conflict at HubSpot: firstname, took the crm&#x27;s" in html

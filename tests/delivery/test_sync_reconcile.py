@@ -260,3 +260,18 @@ def test_preflight_names_a_read_back_field_the_crm_does_not_have(live_server):
                                     direction=Direction.FROM_CRM)
     report = destination_preflight(destination=destination)
     assert any("crmsync_no_such_plan is read back from the CRM" in problem for problem in report.problems)
+
+
+def test_a_phone_typed_in_another_format_is_the_same_number(destination):
+    lead, delivery = synced(destination)
+    # The rep retyped our number with spaces: no change, no conflict.
+    Lead.objects.filter(pk=lead.pk).update(phone="+4930222")
+    assert reconcile(destination, crm({"phone": "+49 30 111"})) == 0
+    assert not Conflict.objects.exists()
+
+
+def test_a_phone_from_the_crm_is_stored_in_e164(destination):
+    lead, _ = synced(destination)
+    reconcile(destination, crm({"phone": "030 1234567"}))  # the lead's country is DE
+    lead.refresh_from_db()
+    assert lead.phone == "+49301234567"

@@ -10,12 +10,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
 import threading
 
+from django.contrib import admin
 from django.core import mail
 from django.utils import timezone
 import pytest
 
 from delivery import services as delivery
 from delivery.models import PushJob
+from monitoring.admin import ChannelAdmin
 from monitoring.models import Alert, AlertRule, Channel, Notification
 from monitoring.services import alert_acknowledge, alerts_evaluate
 from sandbox.faults import faults_reset, faults_set
@@ -193,6 +195,10 @@ def test_a_failing_channel_is_retried_with_backoff_and_shows_its_error(receiver,
     notification.refresh_from_db()
     assert (notification.status, notification.attempts, notification.last_error) == (Notification.Status.SENT, 2, "")
     assert len(receiver.at("/slack")) == 2
+    # and each attempt is on record: the channel's page shows its last failure
+    attempts = list(notification.attempt_rows.order_by("attempted_at").values_list("ok", "http_status"))
+    assert attempts == [(False, 500), (True, 200)]
+    assert "HTTP 500" in ChannelAdmin(Channel, admin.site).last_failure(channels[1])
 
 
 @pytest.mark.e2e

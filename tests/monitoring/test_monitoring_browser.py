@@ -48,7 +48,7 @@ def test_revops_reads_a_weeks_charts_and_acknowledges_a_firing_alert(live_server
     log_in(page, live_server.url)
     page.click("#monitoring-box >> text=Dashboard")
     page.click("text=Last 7 days")
-    page.wait_for_selector("#chart-conflicts .main-svg")
+    page.wait_for_selector("#chart-conflicts .main-svg", timeout=60_000)  # 4.8 MB of plotly.js to parse
 
     # then every chart is drawn, with data
     for chart in CHARTS:
@@ -63,7 +63,7 @@ def test_revops_reads_a_weeks_charts_and_acknowledges_a_firing_alert(live_server
     assert shot.stat().st_size > 10_000
 
     # when she opens the alerts page: the firing alert comes first, with its link and evidence
-    page.click("text=Alerts")
+    page.click(".dashboard-ranges >> text=Alerts")
     row = page.locator("#result_list tbody tr").first
     assert "Firing" in row.inner_text() and "INVALID_AUTHENTICATION" not in row.inner_text()
     row.locator("th a, td.field-rule a").first.click()
