@@ -55,7 +55,7 @@ def conflict_resolve(*, conflict_id: int, resolution: str, actor, value: Any = N
             pushed, final = _record_resolve(conflict, delivery, resolution), None
         Conflict.objects.filter(pk=conflict.pk).update(
             status=Conflict.Status.RESOLVED, resolution=resolution, resolved_value=final, resolved_by=actor,
-            resolved_at=timezone.now(), note=note[:2000], updated_at=timezone.now())
+            resolved_at=timezone.now(), note=(note or conflict.note)[:2000], updated_at=timezone.now())
         decision_record(lead=lead, action=LeadDecision.Action.CONFLICT, actor=actor,
                         detail=f"{_who(actor)} resolved the {conflict.destination.name} conflict on "
                                f"{conflict.target or conflict.get_kind_display().lower()}: {R(resolution).label}"

@@ -408,7 +408,7 @@ def _record_job(job: PushJob, result: RecordResult, token: uuid.UUID, context: _
     log.info(
         "push outcome",
         extra={"push_job": job.pk, "lead": job.lead.external_id, "outcome": str(result.outcome),
-               "attempt": job.attempts, "status": changes["status"]},
+               "attempt": job.attempts, "status": changes["status"] if settled else "not settled: claim lost or handed back"},
     )
 
 
@@ -445,6 +445,8 @@ def _settle(job: PushJob, token: uuid.UUID, changes: dict) -> int:
 
 def _delivery_store(job: PushJob, result: RecordResult, wanted: dict) -> None:
     delivery, _ = LeadDelivery.objects.select_for_update().get_or_create(lead_id=job.lead_id, destination_id=job.destination_id)
+    if result.outcome == Outcome.CREATED and delivery.crm_record_id and result.crm_record_id != delivery.crm_record_id:
+        _recreated(job, delivery, result.crm_record_id)
     delivery.crm_record_id = result.crm_record_id or delivery.crm_record_id
     delivery.company_crm_id = result.company_crm_id or delivery.company_crm_id
     if wanted.get("company") is not None and not result.company_crm_id:
@@ -452,6 +454,24 @@ def _delivery_store(job: PushJob, result: RecordResult, wanted: dict) -> None:
     delivery.pushed = wanted
     delivery.pushed_at = timezone.now()
     delivery.save()
+
+
+def _recreated(job: PushJob, delivery: LeadDelivery, new_id: str) -> None:
+    """The CRM created a record for a lead it held under another ID: the old record was deleted
+    (or merged away) there before a poll noticed, and the upsert made a new one. Never silent:
+    the lead is held for a reviewer, who keeps the new record or stops syncing the lead there."""
+    old_id = delivery.crm_record_id
+    delivery.crm_state = LeadDelivery.CrmState.DELETED
+    note = (f"The CRM no longer had record {old_id}; a push created record {new_id} before a poll saw the deletion. "
+            "Recreate keeps the new record; stop syncing leaves it to be deleted in the CRM.")
+    try:
+        with transaction.atomic():
+            Conflict.objects.create(lead_id=job.lead_id, destination_id=job.destination_id, kind=Conflict.Kind.DELETED,
+                                    crm_record_id=old_id, note=note)
+    except IntegrityError:
+        pass
+    decision_record(lead=job.lead, action=LeadDecision.Action.CONFLICT, detail=f"{job.destination}: {note}")
+    log.warning("crm record recreated", extra={"push_job": job.pk, "old_record": old_id, "new_record": new_id})
 
 
 def _next_state(job: PushJob, result: RecordResult) -> dict:

@@ -248,6 +248,28 @@ def test_a_contact_deleted_in_hubspot_is_held_for_review_and_not_recreated_until
     assert LeadDelivery.objects.get(lead=lead).crm_record_id == str(recreated.pk)
 
 
+def test_a_push_that_recreates_a_deleted_contact_before_a_poll_saw_it_is_held_for_review(
+        live_server, hubspot, django_user_model):
+    lead, record_id = delivered(hubspot)
+    crm.hubspot_archive(live_server.url, record_id)
+    our_change(lead, first_name="Ada M.")  # a field that only goes to the CRM: no read-back first
+    pushed(lead)
+
+    conflict = Conflict.objects.get()
+    assert (conflict.kind, conflict.crm_record_id) == (Conflict.Kind.DELETED, record_id)
+    assert "a push created record" in conflict.note
+    assert LeadDelivery.objects.get(lead=lead).crm_state == LeadDelivery.CrmState.DELETED
+    our_change(lead, first_name="Ada")
+    pushed(lead)  # held: no third record
+    assert SandboxContact.objects.filter(archived=False).count() == 1
+
+    conflict_resolve(conflict_id=conflict.pk, resolution=R.RECREATE, actor=django_user_model.objects.create_user("rita"))
+    while services.push_dispatch_due():
+        pass
+    [kept] = SandboxContact.objects.filter(archived=False)
+    assert kept.properties["firstname"] == "Ada"  # the new record, updated, not a third one
+
+
 def test_a_contact_merged_away_in_hubspot_is_held_for_review(live_server, hubspot):
     lead, record_id = delivered(hubspot)
     survivor = crm.hubspot_create(live_server.url, {"email": "ada.l@example.com", "firstname": "Ada"}, person="ann")
