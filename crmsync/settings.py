@@ -179,10 +179,13 @@ CRMSYNC = {
     # (CRM search lags its writes by seconds), holds its destination for this long per page, and
     # checks for deleted records this often.
     "SYNC_POLL_OVERLAP_SECONDS": env.int("CRMSYNC_SYNC_POLL_OVERLAP_SECONDS", default=30),
-    "SYNC_POLL_LEASE_SECONDS": env.int("CRMSYNC_SYNC_POLL_LEASE_SECONDS", default=120),
+    "SYNC_POLL_LEASE_SECONDS": env.int("CRMSYNC_SYNC_POLL_LEASE_SECONDS", default=60),
     "SYNC_DELETIONS_EVERY_SECONDS": env.int("CRMSYNC_SYNC_DELETIONS_EVERY_SECONDS", default=300),
     "SYNC_MAX_WAIT_SECONDS": env.float("CRMSYNC_SYNC_MAX_WAIT_SECONDS", default=5.0),
     "SYNC_MAX_HINTS": 10_000,
+    # Pages one poll task reads before handing over to the next (a task must end within
+    # django-q2's timeout); an unfinished poll is queued again at once.
+    "SYNC_MAX_PAGES_PER_POLL": env.int("CRMSYNC_SYNC_MAX_PAGES_PER_POLL", default=25),
     "PUSH_MAX_ATTEMPTS": env.int("CRMSYNC_PUSH_MAX_ATTEMPTS", default=8),
     "PUSH_BACKOFF_BASE_SECONDS": env.float("CRMSYNC_PUSH_BACKOFF_BASE_SECONDS", default=10.0),
     "PUSH_BACKOFF_CAP_SECONDS": env.float("CRMSYNC_PUSH_BACKOFF_CAP_SECONDS", default=3600.0),

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import logging
 from typing import Any
 
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -39,6 +41,11 @@ class Resolved:
 def conflict_resolve(*, conflict_id: int, resolution: str, actor, value: Any = None, note: str = "") -> Resolved:
     """Apply a reviewer's decision to one open conflict."""
     with transaction.atomic():
+        # Locks in the poller's order (lead, its delivery, then the conflict), so the two never
+        # wait on each other.
+        lead_id, destination_id = Conflict.objects.values_list("lead_id", "destination_id").get(pk=conflict_id)
+        Lead.objects.select_for_update().filter(pk=lead_id).first()
+        LeadDelivery.objects.select_for_update().filter(lead_id=lead_id, destination_id=destination_id).first()
         conflict = Conflict.objects.select_for_update(of=("self",)).select_related("destination", "field").get(pk=conflict_id)
         if conflict.status != Conflict.Status.OPEN:
             raise ConflictError(f"This conflict is already {conflict.get_status_display().lower()}.")
@@ -155,7 +162,15 @@ def field_prefer(*, conflict: Conflict, side: str, actor) -> tuple[int, list[str
     rule = DestinationField.Rule.OURS if side == R.KEEP_OURS else DestinationField.Rule.CRM
     if line.direction == DestinationField.Direction.FROM_CRM and rule != DestinationField.Rule.CRM:
         raise ConflictError("This field comes from the CRM; set its direction to 'both' first to prefer ours.")
-    DestinationField.objects.filter(pk=line.pk).update(rule=rule)
+    line.rule = rule
+    try:
+        line.full_clean()
+    except ValidationError as exc:
+        raise ConflictError("; ".join(exc.messages)) from None
+    line.save(update_fields=["rule"])
+    LogEntry.objects.log_actions(user_id=actor.pk, queryset=[line.destination], action_flag=CHANGE,
+                                 change_message=f"Field {line.target}: rule set to '{line.get_rule_display()}' from the "
+                                                f"conflict queue.", single_object=True)
     log.info("sync rule set", extra={"field": line.target, "destination_id": line.destination_id, "rule": rule,
                                      "actor": _who(actor)})
     same_field = Conflict.objects.filter(destination_id=conflict.destination_id, target=conflict.target,

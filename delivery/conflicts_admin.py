@@ -7,7 +7,7 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -186,8 +186,10 @@ class ConflictAdmin(admin.ModelAdmin):
                      name="delivery_conflict_prefer"), *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not str(object_id).isdigit():
+            raise Http404("No such conflict.")
         conflict = get_object_or_404(Conflict.objects.select_related("lead", "destination", "field", "resolved_by",
-                                                                     "assignee"), pk=object_id)
+                                                                     "assignee"), pk=int(object_id))
         if not self.has_view_permission(request, conflict):
             raise PermissionDenied
         form = ValueForm(request.POST or None)
@@ -217,19 +219,26 @@ class ConflictAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": conflict,
                    "conflict": conflict, "form": form, "title": f"Conflict: {conflict}",
                    "can_resolve": self.has_resolve_permission(request) and conflict.status == Conflict.Status.OPEN,
+                   "can_prefer": self.has_prefer_permission(request) and conflict.field_id is not None,
                    "is_field": conflict.kind == Conflict.Kind.FIELD,
                    "lead_url": reverse("admin:leads_lead_change", args=[conflict.lead_id]),
                    "base": _show(conflict.base), "ours": _show(conflict.ours), "theirs": _show(conflict.theirs),
                    "age": timesince(conflict.created_at)}
         return TemplateResponse(request, self.change_form_template, context)
 
+    def has_prefer_permission(self, request) -> bool:
+        # Setting a field's rule edits the destination's field map: RevOps' permission, not a
+        # reviewer's.
+        return self.has_resolve_permission(request) and request.user.has_perm("delivery.change_destinationfield")
+
     def prefer_view(self, request, conflict_id: int, side: str):
         """'Always prefer this side for this field': a confirmation page, then the rule."""
-        if not self.has_resolve_permission(request):
+        if not self.has_prefer_permission(request):
             raise PermissionDenied
         if side not in (R.KEEP_OURS, R.TAKE_CRM):
             raise PermissionDenied
-        conflict = get_object_or_404(Conflict.objects.select_related("field", "destination"), pk=conflict_id)
+        conflict = get_object_or_404(Conflict.objects.select_related("field", "destination"), pk=conflict_id,
+                                     status=Conflict.Status.OPEN, kind=Conflict.Kind.FIELD)
         others = Conflict.objects.filter(destination_id=conflict.destination_id, target=conflict.target,
                                          kind=Conflict.Kind.FIELD, status=Conflict.Status.OPEN).count()
         if request.method == "POST":

@@ -78,10 +78,10 @@ def changes_reconcile(*, destination: Destination, fields: list[DestinationField
         delivery = deliveries.get(change.crm_id)
         if delivery is None:
             continue
-        if change.archived:
-            report.held += _hold(delivery, State.DELETED, change)
-        elif change.merged_into and change.merged_into != change.crm_id:
+        if change.merged_into and change.merged_into != change.crm_id:  # Salesforce: deleted by the merge
             report.held += _hold(delivery, State.MERGED, change, merged_into=change.merged_into)
+        elif change.archived:
+            report.held += _hold(delivery, State.DELETED, change)
         elif fields and delivery.crm_state == State.LINKED:
             report.applied += _record_reconcile(destination, fields, delivery, change, report)
     return report
@@ -105,8 +105,11 @@ def _record_reconcile(destination: Destination, fields: list[DestinationField], 
             continue
         theirs, base, ours = _crm_value(line, change.values.get(target), lead), base_all.get(target), ours_all.get(target)
         if same(theirs, base):
-            _converged_close(lead, destination, target, ours, theirs)
-            continue  # the CRM did not change it (or it is our own write coming back)
+            # The CRM did not change it (or it is our own write coming back). A conflict still
+            # open on it means the CRM's change was undone there: ours stands and goes out.
+            if not _converged_close(lead, destination, target, ours, theirs) and _undone_close(lead, destination, target):
+                push_ours = True
+            continue
         if line.direction == Direction.FROM_CRM or same(ours, base) or (base is None and _blank(ours)):
             take[target] = (line, theirs)
             continue
@@ -114,6 +117,13 @@ def _record_reconcile(destination: Destination, fields: list[DestinationField], 
             base_all[target] = theirs  # both sides made the same change
             applied += 1
             _converged_close(lead, destination, target, ours, theirs)
+            continue
+        if change.by_us:
+            # The CRM says its last change was our own write (a push whose answer was lost):
+            # not a person's change. Ours, changed since, goes out.
+            base_all[target] = theirs
+            push_ours = True
+            applied += 1
             continue
         verdict = _rule_verdict(destination, line, lead, change, ours, theirs)
         if verdict == "theirs":
@@ -131,7 +141,19 @@ def _record_reconcile(destination: Destination, fields: list[DestinationField], 
         else:
             report.conflicts_opened += _conflict_open(lead, destination, line, delivery, change, base, ours, theirs)
     if take:
-        applied += _take(destination, lead, change, take, base_all)
+        before = dict(base_all)
+        refused = _take(destination, lead, change, take, base_all)
+        applied += len(take) - len(refused)
+        for target, reason in refused.items():
+            # The lead could not hold the CRM's value: the base stays, so the value is not
+            # pushed back over the CRM's, and a reviewer decides.
+            line, theirs = take[target]
+            if target in before:
+                base_all[target] = before[target]
+            else:
+                base_all.pop(target, None)
+            report.conflicts_opened += _conflict_open(lead, destination, line, delivery, change, before.get(target),
+                                                      ours_all.get(target), theirs, note=reason)
     if applied or take:
         delivery.pushed = {**delivery.pushed, "primary": base_all}
     delivery.crm_modified_at = change.modified_at
@@ -144,9 +166,9 @@ def _record_reconcile(destination: Destination, fields: list[DestinationField], 
 
 
 def _take(destination: Destination, lead: Lead, change: CrmChange, take: dict[str, tuple[DestinationField, Any]],
-          base_all: dict[str, Any]) -> int:
+          base_all: dict[str, Any]) -> dict[str, str]:
     """Write the CRM's values to the lead (converted back through each field's value map) and
-    make them the base."""
+    make them the base. Returns the targets the lead refused, with why."""
     values: dict[str, Any] = {}
     for target, (line, theirs) in take.items():
         values[line.source.strip()] = ours_value(line, theirs)
@@ -157,9 +179,12 @@ def _take(destination: Destination, lead: Lead, change: CrmChange, take: dict[st
     result = lead_values_apply(lead=lead, values=values, at=at, origin=origin,
                                detail=f"{destination.name} record {change.crm_id} changed "
                                       f"{', '.join(sorted(values))}" + (f" by {who}" if who else ""))
+    refused = {target: result.kept[line.source.strip()] for target, (line, _) in take.items()
+               if line.source.strip() in result.kept}
     for target, (line, theirs) in take.items():
-        _converged_close(lead, destination, target, theirs, theirs)
-    return len(take) - len(result.kept)
+        if target not in refused:
+            _converged_close(lead, destination, target, theirs, theirs)
+    return refused
 
 
 def _crm_value(line: DestinationField, theirs: Any, lead: Lead) -> Any:
@@ -224,10 +249,12 @@ def ours_value(line: DestinationField, theirs: Any) -> Any:
 
 
 def _conflict_open(lead: Lead, destination: Destination, line: DestinationField, delivery: LeadDelivery,
-                   change: CrmChange, base: Any, ours: Any, theirs: Any) -> int:
-    """Open (or refresh) the field's conflict; returns 1 when a new one was opened."""
+                   change: CrmChange, base: Any, ours: Any, theirs: Any, note: str = "") -> int:
+    """Open (or refresh) the field's conflict; returns 1 when a new one was opened. `note`:
+    why the CRM's value could not simply be taken."""
     target = line.target
     values = {"field": line, "source": line.source.strip(), "crm_record_id": delivery.crm_record_id, "base": base,
+              "note": (f"The CRM's value cannot be written here: {note}." if note else ""),
               "ours": ours, "theirs": theirs, "ours_at": field_time(lead, line.source.strip()),
               "ours_by": lead.field_sources.get(line.source.strip(), ""),
               "theirs_at": crm_time(destination, change.changed_at.get(target) or change.modified_at),
@@ -242,22 +269,32 @@ def _conflict_open(lead: Lead, destination: Destination, line: DestinationField,
             Conflict.objects.create(lead=lead, destination=destination, target=target, kind=Conflict.Kind.FIELD, **values)
     except IntegrityError:
         return 0
+    why = f"the CRM's value {theirs!r} cannot be written here ({note})" if note else \
+        f"changed on both sides ({ours!r} here, {theirs!r} in the CRM)"
     decision_record(lead=lead, action=LeadDecision.Action.CONFLICT,
-                    detail=f"{destination.name}: {target} changed on both sides ({ours!r} here, {theirs!r} in the CRM); "
-                           "held for review",
+                    detail=f"{destination.name}: {target} {why}; held for review",
                     changes={target: {"base": base, "ours": ours, "theirs": theirs}})
     log.info("sync conflict opened", extra={"destination": destination.name, "lead": lead.external_id, "field": target})
     return 1
 
 
-def _converged_close(lead: Lead, destination: Destination, target: str, ours: Any, theirs: Any) -> None:
-    """An open conflict whose sides now agree closes itself."""
+def _converged_close(lead: Lead, destination: Destination, target: str, ours: Any, theirs: Any) -> int:
+    """An open conflict whose sides now agree closes itself; returns how many closed."""
     if not same(ours, theirs):
-        return
-    Conflict.objects.filter(lead=lead, destination=destination, target=target, kind=Conflict.Kind.FIELD,
-                            status=Conflict.Status.OPEN).update(
+        return 0
+    return Conflict.objects.filter(lead=lead, destination=destination, target=target, kind=Conflict.Kind.FIELD,
+                                   status=Conflict.Status.OPEN).update(
         status=Conflict.Status.CLOSED, resolution=Conflict.Resolution.CONVERGED, resolved_value=theirs,
         resolved_at=timezone.now(), updated_at=timezone.now())
+
+
+def _undone_close(lead: Lead, destination: Destination, target: str) -> int:
+    """The CRM's side of an open conflict went back to the last synced value: only ours
+    changed, so the conflict closes and ours goes out."""
+    return Conflict.objects.filter(lead=lead, destination=destination, target=target, kind=Conflict.Kind.FIELD,
+                                   status=Conflict.Status.OPEN).update(
+        status=Conflict.Status.CLOSED, resolution=Conflict.Resolution.KEEP_OURS, resolved_at=timezone.now(),
+        note="The CRM's change was undone in the CRM; ours stands and is pushed.", updated_at=timezone.now())
 
 
 def open_conflict_targets(*, lead_ids: list[int], destination: Destination) -> dict[int, set[str]]:
@@ -309,10 +346,13 @@ def same(a: Any, b: Any) -> bool:
     ta, tb = _text(a), _text(b)
     if ta == tb:
         return True
-    try:
-        return float(ta) == float(tb)
-    except ValueError:
-        pass
+    if isinstance(a, (int, float)) or isinstance(b, (int, float)):
+        # A number on one side (a score) against the CRM's text of it; two strings are
+        # compared as text: '02134' is not '2134'.
+        try:
+            return float(ta) == float(tb)
+        except ValueError:
+            return False
     da, db = _instant(ta), _instant(tb)
     return da is not None and da == db
 

@@ -255,6 +255,10 @@ def _work_items(destination: Destination, jobs: list[PushJob], fields: list) -> 
     # field with an open conflict is not sent until a reviewer resolves it.
     from_crm = {f.target for f in fields if f.direction == DestinationField.Direction.FROM_CRM
                 and f.object == DestinationField.Object.PRIMARY}
+    read_back = {f.target for f in fields if f.reads_back and f.object == DestinationField.Object.PRIMARY}
+    # A record the lookup adopts keeps its values of the fields the CRM owns or decides.
+    crm_decides = read_back - {f.target for f in fields if f.direction == DestinationField.Direction.BOTH
+                               and f.effective_rule() == DestinationField.Rule.OURS}
     in_conflict: dict[int, set[str]] = defaultdict(set)
     for lead_id, target in Conflict.objects.filter(destination=destination, lead_id__in=by_lead, kind=Conflict.Kind.FIELD,
                                                    status=Conflict.Status.OPEN).values_list("lead_id", "target"):
@@ -273,9 +277,14 @@ def _work_items(destination: Destination, jobs: list[PushJob], fields: list) -> 
             primary.update({k: before[k] for k in held if k in before})
         send_primary, send_company = primary, company
         if destination.changed_fields_only and pushed:
-            send_primary = {k: v for k, v in primary.items() if before.get(k) != v}
+            send_primary = {k: v for k, v in primary.items() if not _same_as_synced(k, v, before, read_back)}
             if company is not None and delivery.company_crm_id and company == pushed.get("company"):
                 send_company = None  # in place and associated by an earlier push
+        elif pushed and read_back:
+            # Full records: a two-way field unchanged here since the last sync is left out, so
+            # a person's change in the CRM is never overwritten by our older value.
+            send_primary = {k: v for k, v in primary.items() if k not in held
+                            and not (k in read_back and same(v, before.get(k)))}
         elif held:
             send_primary = {k: v for k, v in primary.items() if k not in held}
         crm_record_id = delivery.crm_record_id if delivery else ""
@@ -285,10 +294,16 @@ def _work_items(destination: Destination, jobs: list[PushJob], fields: list) -> 
         lookup_email = lead.email if destination.lookup_existing and not crm_record_id and not asked else ""
         record = PushRecord(lead=lead, fields=send_primary, company=send_company, crm_record_id=crm_record_id,
                             company_crm_id=delivery.company_crm_id if delivery else "", lookup_email=lookup_email,
-                            keep_existing=crm_owned_targets(fields) if lookup_email else frozenset())
+                            keep_existing=(crm_owned_targets(fields) | crm_decides) if lookup_email else frozenset())
         gone = delivery.get_crm_state_display() if delivery and delivery.crm_state else ""
         items.append(_Work(lead_jobs, record, {"primary": primary, "company": company}, gone))
     return items
+
+
+def _same_as_synced(target: str, value, before: dict, read_back: set[str]) -> bool:
+    """Whether a field's value is what the CRM was last synced with. Two-way fields compare as
+    the CRM stores them (a pulled 'false' is our False), the others exactly."""
+    return same(value, before.get(target)) if target in read_back else before.get(target) == value
 
 
 def _unchanged(destination: Destination, item: _Work) -> bool:
@@ -338,6 +353,10 @@ def _two_way_guard(destination: Destination, jobs: list[PushJob], fields: list[D
         if exc.retryable or exc.auth:
             _release(jobs, token, 5, f"could not read two-way fields back before pushing: {exc}")
             return False
+        log.warning("two-way read before push failed; pushing without it", extra={"destination": destination.name,
+                                                                                    "error": str(exc)})
+        return True
+    except ValueError as exc:  # a field-map target the CRM's query language refuses (the poll shows it too)
         log.warning("two-way read before push failed; pushing without it", extra={"destination": destination.name,
                                                                                     "error": str(exc)})
         return True

@@ -15,13 +15,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from core.queue import enqueue
 from delivery.connectors import connector_for
 from delivery.connectors.base import ChangePage, PollError
-from delivery.models import Conflict, Destination, DestinationField, SyncCursor
+from delivery.models import Conflict, Destination, DestinationField, LeadDelivery, SyncCursor
 from delivery.reconcile import Reconciled, changes_reconcile, crm_time, sync_fields
 from delivery.services import destination_pause, push_jobs_enqueue
 from delivery.session import DestinationSession, RateLimitWait
@@ -46,7 +46,9 @@ def polls_due_enqueue(*, now: datetime | None = None) -> int:
         cursor = _cursor(destination)
         requested = cursor.poll_requested_at is not None
         interval = timedelta(seconds=destination.poll_interval_seconds)
-        due = requested or cursor.last_started_at is None or cursor.last_started_at + interval <= now
+        # A poll cut short (a killed worker, a spent budget, its page limit) goes on at once.
+        unfinished = bool(cursor.cursor)
+        due = requested or unfinished or cursor.last_started_at is None or cursor.last_started_at + interval <= now
         if not due:
             continue
         # A queued poll whose message was lost is queued again after a while.
@@ -122,7 +124,7 @@ def destination_poll(*, destination_id: int, max_pages: int | None = None) -> Po
         return report
     if not destination.is_active or destination.is_paused:
         report.skipped = "inactive or paused"
-        _cursor_release(destination, report)
+        SyncCursor.objects.filter(destination=destination, queued_at__isnull=False).update(queued_at=None)
         return report
     fields = sync_fields(destination)
     cursor = _cursor(destination)
@@ -150,6 +152,9 @@ def destination_poll(*, destination_id: int, max_pages: int | None = None) -> Po
         # fail): the page was rolled back with its watermark, and the next poll reads it again.
         report.error = f"database: {exc}"[:2000]
         log.warning("sync poll page rolled back", extra={"destination": destination.name, "error": str(exc)})
+    except Exception as exc:  # noqa: BLE001 -- shown on the destination, never a silent stop
+        report.error = f"{type(exc).__name__}: {exc}"[:2000]
+        log.exception("sync poll failed", extra={"destination": destination.name})
     finally:
         _cursor_release(destination, report)
     log.info("sync poll", extra={"destination": destination.name, "records": report.records_read,
@@ -182,15 +187,36 @@ def _cursor_release(destination: Destination, report: PollReport) -> None:
 def _poll_changes(destination: Destination, connector: Any, cursor: SyncCursor, fields: list[DestinationField],
                   targets: list[str], report: PollReport, max_pages: int | None) -> None:
     overlap = timedelta(seconds=settings.CRMSYNC["SYNC_POLL_OVERLAP_SECONDS"])
-    while max_pages is None or report.pages < max_pages:
+    max_pages = max_pages or settings.CRMSYNC["SYNC_MAX_PAGES_PER_POLL"]
+    while report.pages < max_pages:
         cursor.refresh_from_db(fields=["watermark", "cursor"])
-        since = cursor.watermark - overlap if cursor.watermark else None
-        page = connector.changes(object=SyncCursor.Object.PRIMARY, since=since, cursor=cursor.cursor, fields=targets)
+        since = cursor.watermark - overlap if cursor.watermark else _first_since(destination)
+        try:
+            page = connector.changes(object=SyncCursor.Object.PRIMARY, since=since, cursor=cursor.cursor, fields=targets)
+        except (PollError, ValueError) as exc:
+            if not cursor.cursor or (isinstance(exc, PollError) and exc.retryable):
+                raise
+            # The CRM no longer takes the page cursor (a Salesforce query locator expires): start
+            # the query again from the watermark, which covers only pages already applied.
+            log.warning("sync poll cursor refused; restarting from the watermark",
+                        extra={"destination": destination.name, "error": str(exc)})
+            SyncCursor.objects.filter(pk=cursor.pk).update(cursor="")
+            continue
         _page_apply(destination, cursor, fields, page, report)
         _conflicts_who(destination, connector, [c.crm_id for c in page.changes], targets, report)
         _renew(cursor)
         if not page.cursor:
             return
+    # Page limit reached with more to read: the next sweep goes on from the stored cursor.
+    log.info("sync poll continues in the next task", extra={"destination": destination.name, "pages": report.pages})
+
+
+def _first_since(destination: Destination) -> datetime:
+    """Where the first poll starts: the CRM's changes since our first push there (nothing
+    older can concern a record we wrote), less an hour for the CRM's clock; now if none yet."""
+    first = LeadDelivery.objects.filter(destination=destination).exclude(crm_record_id="").aggregate(
+        first=Min("pushed_at"))["first"]
+    return (first or timezone.now()) - timedelta(hours=1)
 
 
 def _page_apply(destination: Destination, cursor: SyncCursor, fields: list[DestinationField], page: ChangePage,

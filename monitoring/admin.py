@@ -124,7 +124,7 @@ class OpenFirst(admin.SimpleListFilter):
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
-    list_display = ("state_badge", "rule", "severity", "summary", "started_at", "duration", "evidence_link")
+    list_display = ("state_badge", "what", "started_at", "duration", "evidence_link")
     list_filter = (OpenFirst, "severity", "rule")
     list_select_related = ("rule",)
     actions = ["acknowledge"]
@@ -146,8 +146,13 @@ class AlertAdmin(ReadOnlyAdmin):
     def state_badge(self, obj: Alert) -> str:
         colours = {Alert.State.FIRING: "var(--error-fg)", Alert.State.ACKNOWLEDGED: "#b36b00",
                    Alert.State.RESOLVED: "var(--body-quiet-color)"}
-        return format_html('<strong class="alert-state alert-{}" style="color: {}">{}</strong>', obj.state,
-                           colours[obj.state], obj.get_state_display())
+        return format_html('<strong class="alert-state alert-{}" style="color: {}">{}</strong><br>{}', obj.state,
+                           colours[obj.state], obj.get_state_display(), obj.get_severity_display().lower())
+
+    @admin.display(description="Alert", ordering="rule__name")
+    def what(self, obj: Alert) -> str:
+        return format_html('<span style="display: inline-block; min-width: 16em; white-space: normal"><strong>{}</strong>'
+                           '<br>{}</span>', obj.rule.name, obj.summary)
 
     @admin.display(description="For")
     def duration(self, obj: Alert) -> str:
@@ -155,7 +160,7 @@ class AlertAdmin(ReadOnlyAdmin):
         minutes = int((end - obj.started_at).total_seconds() // 60)
         return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
-    @admin.display(description="What it is about")
+    @admin.display(description="List")
     def evidence_link(self, obj: Alert) -> str:
         return format_html('<a href="{}">open the list</a>', obj.link) if obj.link else "-"
 

@@ -307,3 +307,87 @@ def test_a_phone_changed_by_a_person_in_salesforce_reaches_the_lead(live_server,
     assert "by 005" in decision.detail  # the person's user ID, as Salesforce says who changed a record
     # A push followed by a poll: nothing.
     assert destination_poll(destination_id=salesforce.pk).changes_applied == 0
+
+
+def test_a_salesforce_merge_is_held_as_a_merge_with_its_survivor(live_server, salesforce):
+    lead, record_id = delivered(salesforce, last_name="Lovelace")
+    master = crm.salesforce_create(live_server.url, "Lead", {"LastName": "Lovelace", "Company": "Acme",
+                                                             "Email": "ada.l@example.com"}, person="ann")
+    crm.salesforce_merge(live_server.url, master, [record_id])
+    destination_poll(destination_id=salesforce.pk)
+    conflict = Conflict.objects.get()
+    assert (conflict.kind, conflict.merged_into) == (Conflict.Kind.MERGED, master)
+
+
+def test_full_record_pushes_leave_a_persons_two_way_change_alone(live_server, hubspot):
+    Destination.objects.filter(pk=hubspot.pk).update(changed_fields_only=False)
+    lead, record_id = delivered(hubspot)
+    crm.hubspot_person_edit(live_server.url, record_id, {"phone": "+4930999"})
+    our_change(lead, first_name="Ada M.")  # only a one-way field changed here
+    pushed(lead)
+    assert hubspot_phone(live_server, record_id) == "+4930999"
+    destination_poll(destination_id=hubspot.pk)
+    lead.refresh_from_db()
+    assert lead.phone == "+4930999"
+
+
+def test_an_adopted_record_keeps_the_fields_the_crm_decides(live_server, hubspot):
+    DestinationField.objects.filter(destination=hubspot, source="phone").update(direction=Direction.FROM_CRM)
+    crm.hubspot_create(live_server.url, {"email": "ada@example.com", "firstname": "Ada", "phone": "+4930999"}, person="ann")
+    lead, record_id = delivered(hubspot)  # found by email and adopted
+    assert hubspot_phone(live_server, record_id) == "+4930999"
+    destination_poll(destination_id=hubspot.pk)
+    lead.refresh_from_db()
+    assert lead.phone == "+4930999"
+
+
+def test_a_value_pulled_as_text_is_not_sent_back_as_a_change(live_server, hubspot):
+    from audit.models import SyncLog
+    from delivery.preflight import destination_fields_create
+
+    destination_fields_create(destination=hubspot)  # the crmsync_* consent properties
+    DestinationField.objects.filter(destination=hubspot, source="marketing_opt_in").update(direction=Direction.BOTH)
+    lead, record_id = delivered(hubspot, marketing_opt_in=True)
+    crm.hubspot_person_edit(live_server.url, record_id, {"crmsync_marketing_opt_in": "false"})
+    destination_poll(destination_id=hubspot.pk)
+    lead.refresh_from_db()
+    assert lead.marketing_opt_in is False
+    our_change(lead, first_name="Ada M.")
+    pushed(lead)
+    sent = SyncLog.objects.filter(lead_id=lead.pk).latest("id").request
+    assert "crmsync_marketing_opt_in" not in sent["properties"] and "firstname" in sent["properties"]
+
+
+def test_a_page_cursor_the_crm_refuses_restarts_from_the_watermark(live_server, salesforce):
+    from delivery.models import SyncCursor
+
+    lead, record_id = delivered(salesforce, last_name="Lovelace")
+    crm.salesforce_person_edit(live_server.url, "Lead", record_id, {"Phone": "+4930999"})
+    SyncCursor.objects.create(destination=salesforce, cursor="/services/data/v62.0/query/01gEXPIRED-2000")
+    report = destination_poll(destination_id=salesforce.pk)
+    assert report.error == ""
+    lead.refresh_from_db()
+    assert lead.phone == "+4930999"
+
+
+def test_always_prefer_needs_permission_on_the_field_map(live_server, hubspot, client, django_user_model):
+    from django.contrib.admin.models import LogEntry
+
+    lead, record_id, conflict = conflict_made(live_server, hubspot)
+    reviewer = django_user_model.objects.create_user("rita", password="pw", is_staff=True)
+    reviewer.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="delivery", codename__in=["resolve_conflict", "view_conflict"]))
+    client.force_login(reviewer)
+    url = f"/admin/delivery/conflict/{conflict.pk}/prefer/keep_ours/"
+    assert client.post(url).status_code == 403
+    assert "prefer-ours" not in client.get(f"/admin/delivery/conflict/{conflict.pk}/change/").content.decode()
+
+    reviewer.user_permissions.add(Permission.objects.get(codename="change_destinationfield"))
+    client.force_login(django_user_model.objects.get(pk=reviewer.pk))
+    assert client.post(url).status_code == 302
+    assert DestinationField.objects.get(destination=hubspot, source="phone").rule == Rule.OURS
+    assert LogEntry.objects.filter(object_id=str(hubspot.pk), change_message__contains="rule set to").exists()
+    conflict.refresh_from_db()
+    assert (conflict.status, conflict.resolution) == (Conflict.Status.RESOLVED, R.KEEP_OURS)
+    assert client.get("/admin/delivery/conflict/abc/change/").status_code == 404
+

@@ -10,7 +10,7 @@ import pytest
 
 from delivery.connectors.base import CrmChange
 from delivery.models import Conflict, Destination, DestinationField, LeadDelivery, PushJob
-from delivery.reconcile import changes_reconcile, most_recent, same, sync_fields
+from delivery.reconcile import changes_reconcile, crm_time, most_recent, same, sync_fields
 from delivery.sync import reconciled_push
 from leads.models import Lead, LeadDecision, Owner, Team
 
@@ -148,23 +148,49 @@ def test_fields_from_the_crm_always_take_its_value_through_the_value_map(destina
     assert (lead.lifecycle_stage, lead.owner_id) == ("mql", owner.pk)
 
 
-def test_an_owner_id_nobody_has_here_is_logged_not_guessed(destination):
-    lead, _ = synced(destination)
+def test_an_owner_id_nobody_has_here_is_held_for_review_not_guessed_nor_pushed_back(destination):
+    lead, delivery = synced(destination)
     reconcile(destination, crm({"hubspot_owner_id": "999"}))
     lead.refresh_from_db()
+    delivery.refresh_from_db()
     assert lead.owner_id is None
     decision = LeadDecision.objects.get(lead=lead, action=LeadDecision.Action.CRM_CHANGED)
     assert "999" in decision.changes["kept"]["owner.hubspot_owner_id"]
+    # The base stays, so our value is not pushed over the CRM's, and a reviewer is asked why.
+    assert "hubspot_owner_id" not in delivery.pushed["primary"]
+    conflict = Conflict.objects.get(target="hubspot_owner_id")
+    assert conflict.theirs == "999" and "no owner here has the CRM user ID 999" in conflict.note
+
+
+def test_a_conflict_whose_crm_side_was_undone_closes_and_ours_goes_out(destination):
+    lead, _ = synced(destination)
+    Lead.objects.filter(pk=lead.pk).update(phone="+4930222")
+    reconcile(destination, crm({"phone": "+4930999"}))
+    reconcile(destination, crm({"phone": "+4930111"}))  # the rep put the old number back
+    conflict = Conflict.objects.get()
+    assert (conflict.status, conflict.resolution) == (Conflict.Status.CLOSED, Conflict.Resolution.KEEP_OURS)
+    assert PushJob.objects.filter(lead=lead, destination=destination, status=PushJob.Status.PENDING).exists()
+
+
+def test_our_own_write_reported_by_the_crm_is_not_a_conflict(destination):
+    lead, delivery = synced(destination)
+    Lead.objects.filter(pk=lead.pk).update(phone="+4930333")  # changed again since a push whose answer was lost
+    reconcile(destination, crm({"phone": "+4930222"}, by="INTEGRATION", by_us=True))
+    assert not Conflict.objects.exists()
+    delivery.refresh_from_db()
+    assert delivery.pushed["primary"]["phone"] == "+4930222"
+    assert PushJob.objects.filter(lead=lead, destination=destination, status=PushJob.Status.PENDING).exists()
 
 
 def test_most_recent_corrects_the_crms_clock_both_ways(destination):
     now = timezone.now()
     for offset in (300, -300):  # the CRM's clock 5 minutes ahead, then behind
         destination.clock_offset_seconds = offset
-        ours_at = now
-        # The CRM's change happened 2 minutes after ours, stamped in its own clock.
-        assert most_recent(destination, ours_at=ours_at, theirs_at=now + timedelta(seconds=120)) == "theirs"
-        assert most_recent(destination, ours_at=ours_at, theirs_at=now - timedelta(seconds=120)) == "ours"
+        # The CRM's change happened 2 minutes after ours (then before), stamped in its own clock.
+        later = crm_time(destination, now + timedelta(seconds=120 + offset))
+        earlier = crm_time(destination, now + timedelta(seconds=-120 + offset))
+        assert most_recent(destination, ours_at=now, theirs_at=later) == "theirs"
+        assert most_recent(destination, ours_at=now, theirs_at=earlier) == "ours"
 
 
 def test_most_recent_through_the_poll_with_a_crm_clock_five_minutes_ahead(destination):
@@ -213,7 +239,8 @@ def test_records_we_do_not_hold_are_left_alone(destination):
 
 @pytest.mark.parametrize(("a", "b", "equal"), [
     ("", None, True), ("true", True, True), ("5", 5, True), ("2026-11-30T10:00:00Z", "2026-11-30T10:00:00.000+00:00", True),
-    (" Ada ", "Ada", True), ("Ada", "ada", False), ("1", "", False),
+    (" Ada ", "Ada", True), ("Ada", "ada", False), ("1", "", False), ("02134", "2134", False),
+    ("+4930111", "4930111", False), ("5.0", 5, True),
 ])
 def test_values_compare_as_a_crm_stores_them(a, b, equal):
     assert same(a, b) is equal
