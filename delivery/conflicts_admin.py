@@ -41,13 +41,17 @@ class AssigneeFilter(admin.SimpleListFilter):
     parameter_name = "assignee"
 
     def lookups(self, request, model_admin):
-        return [("me", "assigned to me"), ("none", "unassigned")]
+        assigned = (Conflict.objects.filter(assignee__isnull=False).exclude(assignee=request.user)
+                    .values_list("assignee_id", "assignee__username").distinct().order_by("assignee__username"))
+        return [("me", "assigned to me"), ("none", "unassigned"), *((str(pk), name) for pk, name in assigned)]
 
     def queryset(self, request, queryset):
         if self.value() == "me":
             return queryset.filter(assignee=request.user)
         if self.value() == "none":
             return queryset.filter(assignee__isnull=True)
+        if self.value() and self.value().isdigit():
+            return queryset.filter(assignee_id=int(self.value()))
         return queryset
 
 
