@@ -25,71 +25,25 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 import os
 from pathlib import Path
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 
 import requests
 
-from bench.intake import free_port, log, stop, wait_healthy
+from bench.harness import embedded_stack
+from bench.intake import log
 
-ROOT = Path(__file__).resolve().parent.parent
 LEADS = int(os.environ.get("BENCH_LEADS", "1000"))
 CLIENT_THREADS = int(os.environ.get("BENCH_CLIENT_THREADS", "8"))
 SETTLE_TIMEOUT = 600
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="crmsync-bench-delivery-") as tmp_name:
-        tmp = Path(tmp_name)
-        env = _environment(tmp)
-        os.environ.update(env)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-        call_command("createcachetable", verbosity=0)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        destinations = _prepare(base)
-        web = _spawn([sys.executable, "-m", "gunicorn", "crmsync.wsgi", "--bind", f"127.0.0.1:{port}",
-                      "--workers", "2", "--threads", "4", "--timeout", "120"], env, tmp / "web.log")
-        worker = None
-        try:
-            wait_healthy(web, port, tmp / "web.log")
-            worker = _spawn([sys.executable, "manage.py", "worker"], env, tmp / "worker.log")
-            figures = _run(base, destinations, tmp)
-        finally:
-            for proc in (worker, web):
-                if proc is not None:
-                    stop(proc)
+    with embedded_stack("delivery", _prepare, worker=True, Q_WORKERS="2") as stack:
+        figures = _run(stack.base, stack.prepared, stack.tmp)
     for name, value in figures.items():
         print(f"{name}: {value}", flush=True)
     return 0 if figures["calls_for_unchanged_resend"] == 0 else 1
-
-
-def _environment(tmp: Path) -> dict[str, str]:
-    return {
-        "DJANGO_SETTINGS_MODULE": "crmsync.settings",
-        "CRMSYNC_VAR_DIR": str(tmp),
-        "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-        "REDIS_URL": "",
-        "DEBUG": "true",  # only so settings generate local secrets; logging is turned down below
-        "SANDBOX_ENABLED": "true",
-        "LOG_LEVEL": "WARNING",
-        "Q_CLUSTER_NAME": f"crmsync-bench-{uuid.uuid4().hex[:8]}",
-        "Q_WORKERS": "2",
-    }
-
-
-def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    with open(log_path, "ab") as out:
-        return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
 
 
 def _prepare(base: str) -> dict:

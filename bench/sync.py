@@ -28,18 +28,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 import os
-from pathlib import Path
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 
 import requests
 
-from bench.intake import free_port, log, stop, wait_healthy
+from bench.harness import embedded_stack
+from bench.intake import log
 
-ROOT = Path(__file__).resolve().parent.parent
 HUBSPOT_CHANGED = int(os.environ.get("BENCH_HUBSPOT_CHANGED", "1000"))
 SALESFORCE_CHANGED = int(os.environ.get("BENCH_SALESFORCE_CHANGED", "2000"))
 API_VERSION = "62.0"
@@ -49,52 +45,14 @@ GOALS = {"hubspot_poll_calls_per_1000_changed": 6, "salesforce_poll_calls_per_20
 
 
 def main() -> int:
-    with tempfile.TemporaryDirectory(prefix="crmsync-bench-sync-") as tmp_name:
-        tmp = Path(tmp_name)
-        env = _environment(tmp)
-        os.environ.update(env)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-        call_command("createcachetable", verbosity=0)
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        destinations = _prepare(base)
-        web = _spawn([sys.executable, "-m", "gunicorn", "crmsync.wsgi", "--bind", f"127.0.0.1:{port}",
-                      "--workers", "2", "--threads", "4", "--timeout", "120"], env, tmp / "web.log")
-        try:
-            wait_healthy(web, port, tmp / "web.log")
-            figures = _run(base, destinations)
-        finally:
-            stop(web)
+    with embedded_stack("sync", _prepare) as stack:
+        figures = _run(stack.base, stack.prepared)
     for name, value in figures.items():
         print(f"{name}: {value}", flush=True)
     missed = [name for name, goal in GOALS.items() if figures[name] > goal]
     if missed:
         log(f"goal missed: {', '.join(missed)}")
     return 1 if missed else 0
-
-
-def _environment(tmp: Path) -> dict[str, str]:
-    return {
-        "DJANGO_SETTINGS_MODULE": "crmsync.settings",
-        "CRMSYNC_VAR_DIR": str(tmp),
-        "DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}",
-        "REDIS_URL": "",
-        "DEBUG": "true",  # only so settings generate local secrets; logging is turned down below
-        "SANDBOX_ENABLED": "true",
-        "LOG_LEVEL": "WARNING",
-        "Q_CLUSTER_NAME": f"crmsync-bench-{uuid.uuid4().hex[:8]}",
-    }
-
-
-def _spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    with open(log_path, "ab") as out:
-        return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
 
 
 def _prepare(base: str) -> dict:

@@ -74,7 +74,17 @@ def _running(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process nobody has reaped yet (an orphan in a container whose PID 1 does not
+    reap) still answers kill(pid, 0), but it will never count again."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS), or it just went
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
 def process_exit(pid: int) -> None:

@@ -44,3 +44,12 @@ def browser_page(tmp_path):
             connections.close_all()
             context.close()
             browser.close()
+
+
+def expect(target):
+    """Playwright's retrying assertions (`expect(locator).to_contain_text(...)`). Use them for
+    what a page shows after a click that navigates: a locator read at once may see a page the
+    browser is still parsing (the label of a field drawn, its value not yet)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(target)

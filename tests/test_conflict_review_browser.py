@@ -11,6 +11,7 @@ from delivery.models import Conflict, DestinationField, LeadDelivery
 from delivery.sync import destination_poll
 from leads.models import Lead
 from tests import sandbox_control as crm
+from tests.browser import expect
 from tests.factories import hubspot_destination
 from tests.test_reviewer_browser import log_in
 
@@ -54,7 +55,7 @@ def test_a_reviewer_filters_opens_resolves_and_bulk_resolves_conflicts(live_serv
     log_in(page, live_server, "rita", "pw-rita-123")
 
     # The admin index tells her how many conflicts wait.
-    assert page.locator("#conflict-box .conflict-count").inner_text() == "5"
+    expect(page.locator("#conflict-box .conflict-count")).to_have_text("5")
     page.locator("#conflict-box a").click()
 
     # She filters the queue to the phone field.
@@ -68,13 +69,13 @@ def test_a_reviewer_filters_opens_resolves_and_bulk_resolves_conflicts(live_serv
     first = Conflict.objects.filter(target="phone").order_by("created_at").first()
     page.locator("#result_list").get_by_role("link", name=str(first.pk), exact=True).click()
     sides = page.locator("table.conflict-sides")
-    assert sides.locator("td.base").inner_text() == first.base
-    assert sides.locator("td.ours").inner_text() == first.ours
-    assert sides.locator("td.theirs").inner_text() == first.theirs
-    assert "CRM_UI:rep" in sides.inner_text()
+    expect(sides.locator("td.base")).to_have_text(first.base)
+    expect(sides.locator("td.ours")).to_have_text(first.ours)
+    expect(sides.locator("td.theirs")).to_have_text(first.theirs)
+    expect(sides).to_contain_text("CRM_UI:rep")
     page.screenshot(path=str(tmp_path / "conflict.png"))
     page.get_by_role("button", name="Take the CRM's").click()
-    assert "Resolved: Took the CRM's" in page.locator(".messagelist .success").inner_text()
+    expect(page.locator(".messagelist .success")).to_contain_text("Resolved: Took the CRM's")
 
     # Back in the filtered queue, three left: she selects them all and keeps ours.
     page.goto(f"{live_server.url}/admin/delivery/conflict/?target=phone")
@@ -83,7 +84,7 @@ def test_a_reviewer_filters_opens_resolves_and_bulk_resolves_conflicts(live_serv
     page.locator("#action-toggle").check()
     page.select_option("select[name=action]", "bulk_keep_ours")
     page.locator("#changelist-form button[name=index]").click()
-    assert "3 conflict(s) resolved" in page.locator(".messagelist .success").inner_text()
+    expect(page.locator(".messagelist .success")).to_contain_text("3 conflict(s) resolved")
 
     # Every decision is recorded with her name, and the CRM holds what was decided.
     dispatch()

@@ -9,6 +9,7 @@ from crmsync.pipeline import submission_process
 from ingestion.models import Submission
 from leads.models import Lead
 from mapping.models import MappingSet
+from tests.browser import expect
 from tests.factories import EMAIL_RULE, hubspot_destination, source_with_mapping, submission
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,15 +51,15 @@ def test_a_reviewer_corrects_one_rejected_submission_into_a_lead_and_dismisses_a
     page.get_by_role("link", name="Correct and reprocess").click()
     email = page.get_by_label("email", exact=True)
     assert email.input_value() == "bob@@x"
-    assert "valid email" in page.locator("tr.rejected-field").inner_text()
+    expect(page.locator("tr.rejected-field")).to_contain_text("valid email")
     email.fill("bob@example.com")
     page.get_by_label("Note:").fill("typo on the form")
     page.get_by_role("button", name="Save the correction and reprocess").click()
 
     # then: she is told it became a lead, and it did
-    success = page.locator(".messagelist .success").inner_text()
-    assert "Corrected email ('bob@@x' → 'bob@example.com') and reprocessed: processed into lead bob@example.com" in success
-    assert "rita" in page.locator(".field-corrections_table").inner_text()
+    expect(page.locator(".messagelist .success")).to_contain_text(
+        "Corrected email ('bob@@x' → 'bob@example.com') and reprocessed: processed into lead bob@example.com")
+    expect(page.locator(".field-corrections_table")).to_contain_text("rita")
     typo.refresh_from_db()
     assert typo.status == Submission.Status.PROCESSED and typo.lead == Lead.objects.get(email="bob@example.com")
     assert typo.payload["email"] == "bob@@x"  # the payload stays as received
@@ -75,7 +76,7 @@ def test_a_reviewer_corrects_one_rejected_submission_into_a_lead_and_dismisses_a
     page.get_by_role("button", name="Dismiss").click()
 
     # then: it is dismissed with her reason and the rejected list is empty
-    assert f"Dismissed submission {junk.pk}" in page.locator(".messagelist .success").inner_text()
+    expect(page.locator(".messagelist .success")).to_contain_text(f"Dismissed submission {junk.pk}")
     junk.refresh_from_db()
     assert (junk.status, junk.dismissed_reason) == (Submission.Status.DISMISSED, "keyboard mash, not a person")
     page.goto(f"{live_server.url}/admin/ingestion/submission/?status__exact=rejected")

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from ingestion.models import Source, Submission
+from tests.browser import expect
 from tests.factories import hubspot_destination
 from tests.stack import wait_for
 
@@ -68,7 +69,7 @@ def test_revops_maps_a_new_web_form_from_its_first_submission_and_the_next_lead_
     assert page.input_value("#id_slug") == "partner-signup"  # filled in from the name as she types
     page.select_option("#id_kind", "web_form")
     page.click("input[name=_save]")
-    assert "Created and published a starter mapping" in page.locator(".messagelist").inner_text()
+    expect(page.locator(".messagelist")).to_contain_text("Created and published a starter mapping")
     source = Source.objects.get(slug="partner-signup")
 
     # and the form, built with its own field names, sends a first lead: rejected, no email found
@@ -82,11 +83,11 @@ def test_revops_maps_a_new_web_form_from_its_first_submission_and_the_next_lead_
     # then the source page warns about the fields, and she maps them from that submission
     page.goto(f"{base}/admin/ingestion/source/{source.pk}/change/")
     warning = page.locator(".messagelist .warning").first
-    assert "sends fields its mapping does not use" in warning.inner_text()
+    expect(warning).to_contain_text("sends fields its mapping does not use")
     warning.get_by_role("link", name="from a sample").click()
     page.select_option("#id_submission", str(first))
     page.get_by_role("button", name="Show its fields").click()
-    assert "…@Example.com" in page.locator("#sample-fields").inner_text()  # redacted
+    expect(page.locator("#sample-fields")).to_contain_text("…@Example.com")  # redacted
     assert "Ada@Example.com" not in page.content()
     choose(page, "your_mail", "email")
     choose(page, "vorname", "first_name")
@@ -95,7 +96,7 @@ def test_revops_maps_a_new_web_form_from_its_first_submission_and_the_next_lead_
     page.get_by_role("button", name="Add to the draft").click()
 
     # and tests the draft on it: the preview shows the lead it would make, nothing saved
-    assert "Added to the draft" in page.locator(".messagelist .success").inner_text()
+    expect(page.locator(".messagelist .success")).to_contain_text("Added to the draft")
     page.get_by_role("button", name="Test").click()
     page.wait_for_selector("h2:has-text('Resulting lead')")
     assert "None: this payload would become a lead." in page.content()
@@ -104,10 +105,10 @@ def test_revops_maps_a_new_web_form_from_its_first_submission_and_the_next_lead_
 
     # and publishes it
     page.get_by_role("link", name="Publish the draft").click()
-    assert '"your_mail"' in page.locator("pre.diff").inner_text()  # the diff shows the new alias
+    expect(page.locator("pre.diff")).to_contain_text('"your_mail"')  # the diff shows the new alias
     page.fill("#note", "names of the partner signup form")
     page.get_by_role("button", name="Publish").click()
-    assert "New submissions use it from now on" in page.locator(".messagelist .success").inner_text()
+    expect(page.locator(".messagelist .success")).to_contain_text("New submissions use it from now on")
     page.goto(f"{base}/admin/ingestion/source/{source.pk}/change/")
     assert "sends fields its mapping does not use" not in page.content()  # mapped and published: no drift
 

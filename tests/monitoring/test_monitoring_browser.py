@@ -11,6 +11,7 @@ from ingestion.models import Source
 from monitoring.models import Alert, AlertRule
 from monitoring.samples import history_seed
 from monitoring.services import alerts_evaluate
+from tests.browser import expect
 from tests.factories import hubspot_destination
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,7 +57,7 @@ def test_revops_reads_a_weeks_charts_and_acknowledges_a_firing_alert(live_server
         assert page.locator(f"#chart-{chart} g.trace").count() >= 1, f"{chart} has no data drawn"
     assert page.locator("#chart-submissions g.trace.bars path").count() >= 2  # bars for both sources
     assert page.locator("#chart-latency g.trace.scatter").count() == 2  # p50 and p95
-    assert "Destination paused" in page.locator(".dashboard-alerts").inner_text()
+    expect(page.locator(".dashboard-alerts")).to_contain_text("Destination paused")
     shot = tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)
     print(f"dashboard screenshot: {shot}")
@@ -65,9 +66,10 @@ def test_revops_reads_a_weeks_charts_and_acknowledges_a_firing_alert(live_server
     # when she opens the alerts page: the firing alert comes first, with its link and evidence
     page.click(".dashboard-ranges >> text=Alerts")
     row = page.locator("#result_list tbody tr").first
+    expect(row).to_contain_text("Firing")
     assert "Firing" in row.inner_text() and "INVALID_AUTHENTICATION" not in row.inner_text()
     row.locator("th a, td.field-rule a").first.click()
-    assert "INVALID_AUTHENTICATION" in page.locator(".field-evidence_pretty").inner_text()
+    expect(page.locator(".field-evidence_pretty")).to_contain_text("INVALID_AUTHENTICATION")
     page.go_back()
     page.screenshot(path=str(tmp_path / "alerts.png"), full_page=True)
     print(f"alerts screenshot: {tmp_path / 'alerts.png'}")
@@ -76,5 +78,5 @@ def test_revops_reads_a_weeks_charts_and_acknowledges_a_firing_alert(live_server
     page.locator("#result_list tbody tr").first.locator("input.action-select").check()
     page.select_option("select[name=action]", "acknowledge")
     page.click("button[name=index]")
-    assert "Acknowledged 1 alert(s)" in page.locator(".messagelist").inner_text()
+    expect(page.locator(".messagelist")).to_contain_text("Acknowledged 1 alert(s)")
     assert Alert.objects.get(rule=rule).state == Alert.State.ACKNOWLEDGED
