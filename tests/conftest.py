@@ -15,6 +15,20 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def test_process_connections_close_after_each_request():
+    """pytest-django's live server lives for the whole session and answers each request in a
+    thread of this process; with persistent connections (CONN_MAX_AGE, the product's default) a
+    thread kept alive by a keep-alive client holds its PostgreSQL session for the rest of the run,
+    and every later test waiting for the database to be free (and its final drop) waits on it.
+    The web and worker processes the tests start keep the product's setting."""
+    from django.db import connections
+
+    for alias in connections:
+        connections[alias].settings_dict["CONN_MAX_AGE"] = 0
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def own_cache_namespace():
     """Throttle counters live in the shared cache (Redis in CI), which outlives a test database:
     give each test session its own key prefix so a rerun never inherits another run's counts."""
