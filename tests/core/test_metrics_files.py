@@ -3,10 +3,10 @@ worker does not keep counting its dead processes' totals twice. A killed process
 has reaped (an orphan in a container whose PID 1 does not reap) is gone too."""
 
 import os
+from pathlib import Path
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
