@@ -5,6 +5,9 @@ They keep Prometheus's multiprocess files in order (core/metrics.py): the master
 forks any worker, forgets the files of web processes that are gone and makes its workers count
 as "web"; a worker that exits is marked dead, as prometheus_client asks of gunicorn's
 child_exit hook.
+
+Each worker, once the application is loaded, also starts the alerts watchdog: when no worker
+process has evaluated the alert rules for a while, the web does (monitoring/watchdog.py).
 """
 
 import os
@@ -25,3 +28,9 @@ def child_exit(server, worker) -> None:  # gunicorn's Arbiter and Worker
     from core import metrics
 
     metrics.process_exit(worker.pid)
+
+
+def post_worker_init(worker) -> None:  # gunicorn's Worker, after it loaded the application
+    from monitoring import watchdog
+
+    watchdog.start()

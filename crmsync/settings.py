@@ -175,6 +175,12 @@ CRMSYNC = {
     # older than the max age (no worker is running, or none can reach the database).
     "WORKER_HEARTBEAT_SECONDS": env.float("CRMSYNC_WORKER_HEARTBEAT_SECONDS", default=5.0),
     "WORKER_HEARTBEAT_MAX_AGE_SECONDS": env.float("CRMSYNC_WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=30.0),
+    # The alert rules are evaluated by the worker's schedule every minute. So that a stopped
+    # worker is still told (the heartbeat alert), each web process checks this often whether
+    # any evaluation ran within the stale age, and if none did, one of them evaluates
+    # (monitoring/watchdog.py). 0 turns the web's watch off.
+    "ALERTS_WATCHDOG_SECONDS": env.float("CRMSYNC_ALERTS_WATCHDOG_SECONDS", default=60.0),
+    "ALERTS_STALE_SECONDS": env.float("CRMSYNC_ALERTS_STALE_SECONDS", default=180.0),
     # Two-way sync (README, "Two-way sync"): each poll re-reads this much before its watermark
     # (CRM search lags its writes by seconds), holds its destination for this long per page, and
     # checks for deleted records this often.

@@ -65,6 +65,9 @@ class Stack:
             "CRMSYNC_HTTP_READ_TIMEOUT": "30",
             # A claim whose task failed or was lost is claimed again soon, not after a minute.
             "CRMSYNC_SWEEP_STALE_SECONDS": "5",
+            # The web's alerts watchdog (monitoring/watchdog.py) stays out of tests about other
+            # things; tests/monitoring/test_watchdog.py turns it on.
+            "CRMSYNC_ALERTS_WATCHDOG_SECONDS": "0",
         }
 
     @property
