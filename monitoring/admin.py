@@ -31,6 +31,13 @@ class ChannelForm(forms.ModelForm):
         fields = ["name", "kind", "recipients", "url", "signature_header", "secret", "enabled"]
         formfield_callback = _https_urls
 
+    def clean(self):
+        # A "signed" webhook without a secret would send unsigned bodies its receiver cannot verify.
+        cleaned = super().clean()
+        if cleaned.get("kind") == Channel.Kind.WEBHOOK and not cleaned.get("secret") and not self.instance.secret_encrypted:
+            self.add_error("secret", "A signed webhook needs the secret its receiver checks the signature with.")
+        return cleaned
+
     def save(self, commit=True):
         channel = super().save(commit=False)
         if self.cleaned_data.get("secret"):

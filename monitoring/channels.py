@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 
-from core import outbound
+from core import outbound, secrets
 from monitoring.models import Alert, Channel, Notification
 
 EVENT_TITLES = {
@@ -66,7 +66,15 @@ def send(notification: Notification) -> int | None:
     if channel.kind == Channel.Kind.SLACK:
         return _post(channel.url, json.dumps({"text": f"*{message.title}*\n{message.text}"}).encode(), {})
     body = json.dumps(message.payload, sort_keys=True).encode()
-    return _post(channel.url, body, {channel.signature_header: signature(channel.secret(), body)} if channel.secret_encrypted else {})
+    return _post(channel.url, body, {channel.signature_header: signature(_secret(channel), body)} if channel.secret_encrypted else {})
+
+
+def _secret(channel: Channel) -> str:
+    try:
+        return channel.secret()
+    except secrets.SecretUnavailable as exc:
+        raise ChannelError("The signing secret no longer decrypts (was the encryption key rotated?): "
+                           "enter it again on the channel's page.") from exc
 
 
 def signature(secret: str, body: bytes) -> str:

@@ -3,18 +3,19 @@ rows by time, submissions by status and time, pending push jobs), a small table 
 budgets, drift, heartbeats, open conflicts) or the hourly counts of audit.buckets, and returns
 whether the condition holds with the numbers that decided it: the evidence an alert shows and
 sends. Thresholds are compared strictly ("above"), shares only on at least `min_events` events.
+Fewer events that still look bad are "too few to judge": an open episode stays as it is (a CRM
+outage whose retries back off is not over), and no episode opens on them.
 """
 
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-import math
 from typing import Any
 
 from django.apps import apps
 from django.contrib import admin
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, Max, Min, OuterRef, Q, Subquery, Sum
 from django.urls import reverse
 
 from audit import buckets
@@ -23,11 +24,10 @@ from delivery.models import Destination, PushJob, RateBudget
 from ingestion.models import Source, Submission
 from leads.models import Team
 from mapping.selectors import drift_summary
-from monitoring.models import AlertRule
+from monitoring.models import COUNT_CAP, AlertRule
 
 Kind = AlertRule.Kind
-# Counting a backlog stops here: the alert needs to know it is past the threshold, not by how much.
-COUNT_CAP = 100_000
+# Counting a backlog stops at COUNT_CAP: the alert needs to know it is past the threshold, not by how much.
 # The consent rule compares the window with this much history before it.
 CONSENT_BASELINE = timedelta(days=7)
 CONSENT_USED_TO_SEND = 0.5  # a source "used to send" consent when at least half its leads carried it
@@ -40,6 +40,22 @@ class Check:
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
     link: str = ""
+    # Too few events to judge, and those there are look bad: neither resolves nor opens an episode.
+    too_few: bool = False
+
+
+def _judged(rule: AlertRule, total: int, share: float, evidence: dict[str, Any]) -> tuple[bool, bool]:
+    """(holds, too_few) for a share: it holds above the threshold on at least `min_events`
+    events; fewer events above the threshold are too few to judge (shown in the evidence)."""
+    holds = total >= rule.min_events and share > rule.threshold
+    too_few = not holds and share > rule.threshold
+    if too_few:
+        evidence.update(too_few_events=True, min_events=rule.min_events)
+    return holds, too_few
+
+
+def _too_few_note(rule: AlertRule) -> str:
+    return f" Too few to judge (at least {rule.min_events} needed): an open alert stays open."
 
 
 def check(rule: AlertRule, now: datetime) -> Check:
@@ -74,9 +90,10 @@ def sync_error_rate(rule: AlertRule, now: datetime) -> Check:
     rate = _share(errors, total)
     evidence = {"error_rate_pct": rate, "errors": errors, "calls": total, "threshold_pct": rule.threshold,
                 "window_minutes": rule.window_minutes, "by_destination": per}
-    holds = total >= rule.min_events and rate > rule.threshold
+    holds, too_few = _judged(rule, total, rate, evidence)
     return Check(holds, f"{rate}% of {total} CRM calls failed in the last {rule.window_minutes} min "
-                        f"(threshold {rule.threshold}%).", evidence, _admin_list("audit.synclog", "operation__exact=error"))
+                        f"(threshold {rule.threshold}%)." + (_too_few_note(rule) if too_few else ""), evidence,
+                 _admin_list("audit.synclog", "operation__exact=error"), too_few)
 
 
 def queue_backlog(rule: AlertRule, now: datetime) -> Check:
@@ -91,14 +108,23 @@ def queue_backlog(rule: AlertRule, now: datetime) -> Check:
 
 
 def stuck_in_retries(rule: AlertRule, now: datetime) -> Check:
+    """Jobs still to push whose first failed attempt (their earliest error row in the sync log,
+    rate limits aside) is older than the threshold. Not the job's age: a job that waited (a
+    paused destination, a spent budget, a backlog) is not retrying on its first attempt."""
     cutoff = now - timedelta(minutes=rule.threshold)
-    stuck = PushJob.objects.filter(status__in=[PushJob.Status.PENDING, PushJob.Status.IN_PROGRESS], attempts__gte=1,
-                                   created_at__lte=cutoff).order_by("created_at")
+    first_failure = (SyncLog.objects.filter(push_job=OuterRef("pk"), operation=SyncLog.Operation.ERROR)
+                     .exclude(outcome="rate_limited").order_by("created_at").values("created_at")[:1])
+    # A job that failed has an error code; one older than the cutoff can have failed before it.
+    stuck = (PushJob.objects.filter(status__in=[PushJob.Status.PENDING, PushJob.Status.IN_PROGRESS], attempts__gte=1,
+                                    created_at__lte=cutoff).exclude(last_error_code="")
+             .annotate(first_failed_at=Subquery(first_failure)).filter(first_failed_at__lte=cutoff)
+             .order_by("first_failed_at"))
     sample = list(stuck.values("id", "lead__external_id", "destination__name", "attempts", "last_error_code",
-                               "created_at")[:10])
+                               "created_at", "first_failed_at")[:10])
     count = stuck[:COUNT_CAP].count() if sample else 0
     evidence = {"jobs": count, "threshold_minutes": rule.threshold,
-                "oldest": [{**row, "created_at": row["created_at"].isoformat()} for row in sample]}
+                "oldest": [{**row, "created_at": row["created_at"].isoformat(),
+                            "first_failed_at": row["first_failed_at"].isoformat()} for row in sample]}
     return Check(bool(count), f"{count} push jobs have been retrying for more than {rule.threshold:g} min.", evidence,
                  _admin_list("delivery.pushjob", "status__exact=pending"))
 
@@ -106,12 +132,16 @@ def stuck_in_retries(rule: AlertRule, now: datetime) -> Check:
 def zero_successes(rule: AlertRule, now: datetime) -> Check:
     rows = _calls(rule, now).values("destination_name").annotate(
         total=Count("id"), succeeded=Count("id", filter=Q(operation__in=SUCCESS_OPERATIONS)))
-    silent = {row["destination_name"]: row["total"] for row in rows
-              if row["total"] >= max(rule.min_events, 1) and not row["succeeded"]}
+    failing = {row["destination_name"]: row["total"] for row in rows if row["total"] and not row["succeeded"]}
+    silent = {name: total for name, total in failing.items() if total >= max(rule.min_events, 1)}
     evidence = {"destinations_without_success": silent, "window_minutes": rule.window_minutes}
-    names = ", ".join(sorted(silent))
+    too_few = bool(failing) and not silent
+    if too_few:
+        evidence.update(too_few_events=True, min_events=rule.min_events, destinations_failing=failing)
+    names = ", ".join(sorted(silent or failing))
     return Check(bool(silent), f"No successful push to {names or 'any destination'} in the last {rule.window_minutes} min "
-                               f"despite {sum(silent.values())} attempts.", evidence, _admin_list("audit.synclog"))
+                               f"despite {sum((silent or failing).values())} attempts."
+                               + (_too_few_note(rule) if too_few else ""), evidence, _admin_list("audit.synclog"), too_few)
 
 
 def paused_for_credentials(rule: AlertRule, now: datetime) -> Check:
@@ -128,9 +158,10 @@ def rate_limited_share(rule: AlertRule, now: datetime) -> Check:
     share = _share(counts["limited"], counts["total"])
     evidence = {"rate_limited_pct": share, "rate_limited": counts["limited"], "calls": counts["total"],
                 "threshold_pct": rule.threshold, "window_minutes": rule.window_minutes}
-    holds = counts["total"] >= rule.min_events and share > rule.threshold
-    return Check(holds, f"{share}% of {counts['total']} CRM calls were rate-limited in the last {rule.window_minutes} min.",
-                 evidence, _admin_list("audit.synclog", "operation__exact=error"))
+    holds, too_few = _judged(rule, counts["total"], share, evidence)
+    return Check(holds, f"{share}% of {counts['total']} CRM calls were rate-limited in the last {rule.window_minutes} min."
+                 + (_too_few_note(rule) if too_few else ""), evidence, _admin_list("audit.synclog", "operation__exact=error"),
+                 too_few)
 
 
 def daily_budget(rule: AlertRule, now: datetime) -> Check:
@@ -169,9 +200,10 @@ def rejected_share(rule: AlertRule, now: datetime) -> Check:
     share = _share(counts["rejected"], counts["total"])
     evidence = {"rejected_pct": share, "rejected": counts["rejected"], "mapped": counts["total"],
                 "threshold_pct": rule.threshold, "window_minutes": rule.window_minutes}
-    holds = counts["total"] >= rule.min_events and share > rule.threshold
-    return Check(holds, f"{share}% of {counts['total']} submissions were rejected in the last {rule.window_minutes} min.",
-                 evidence, _admin_list("ingestion.submission", "status__exact=rejected"))
+    holds, too_few = _judged(rule, counts["total"], share, evidence)
+    return Check(holds, f"{share}% of {counts['total']} submissions were rejected in the last {rule.window_minutes} min."
+                 + (_too_few_note(rule) if too_few else ""), evidence,
+                 _admin_list("ingestion.submission", "status__exact=rejected"), too_few)
 
 
 def heartbeat_age_seconds(now: datetime) -> tuple[float | None, bool]:
@@ -224,9 +256,11 @@ def old_conflicts(rule: AlertRule, now: datetime) -> Check:
 
 
 def _hours(rule: AlertRule, now: datetime, span: timedelta | None = None) -> datetime:
-    """The first hourly bucket a window of counts covers (windows are whole hours)."""
+    """The first hourly bucket a window of counts covers: the hour `window` ago, so the window
+    is always covered by whole hours (not the current hour so far, which just after hh:00 holds
+    too few events and would end an episode at every hour)."""
     span = span or timedelta(minutes=rule.window_minutes)
-    return buckets.hour_of(now) - timedelta(hours=max(1, math.ceil(span.total_seconds() / 3600)) - 1)
+    return buckets.hour_of(now - span)
 
 
 def unowned_leads(rule: AlertRule, now: datetime) -> Check:
@@ -238,9 +272,9 @@ def unowned_leads(rule: AlertRule, now: datetime) -> Check:
     share = _share(counts.get("unowned", 0), total)
     evidence = {"unowned_pct": share, "unowned": counts.get("unowned", 0), "new_leads": total,
                 "threshold_pct": rule.threshold, "since": _hours(rule, now).isoformat()}
-    holds = total >= rule.min_events and share > rule.threshold
-    return Check(holds, f"{share}% of {total} new leads have no owner.", evidence,
-                 _admin_list("leads.lead"))
+    holds, too_few = _judged(rule, total, share, evidence)
+    return Check(holds, f"{share}% of {total} new leads have no owner." + (_too_few_note(rule) if too_few else ""),
+                 evidence, _admin_list("leads.lead"), too_few)
 
 
 def consent_missing(rule: AlertRule, now: datetime) -> Check:
@@ -250,7 +284,7 @@ def consent_missing(rule: AlertRule, now: datetime) -> Check:
     window = _consent_counts(start, now)
     before = _consent_counts(start - CONSENT_BASELINE, start - timedelta(microseconds=1))
     names = dict(Source.objects.filter(pk__in=window.keys()).values_list("pk", "slug"))
-    failing = {}
+    failing, undecided = {}, []
     for source_id, now_counts in window.items():
         was = before.get(source_id, {})
         was_total = was.get("given", 0) + was.get("missing", 0)
@@ -261,9 +295,15 @@ def consent_missing(rule: AlertRule, now: datetime) -> Check:
             failing[names.get(source_id, str(source_id))] = {
                 "without_consent_pct": share, "submissions": total,
                 "with_consent_before_pct": _share(was.get("given", 0), was_total)}
+        elif used_to_send and share > rule.threshold:
+            undecided.append(names.get(source_id, str(source_id)))
     evidence = {"sources": failing, "threshold_pct": rule.threshold, "since": start.isoformat()}
-    return Check(bool(failing), f"Leads arrive without the consent their source used to send: {', '.join(sorted(failing))}.",
-                 evidence, _admin_list("ingestion.submission", "status__exact=processed"))
+    too_few = bool(undecided) and not failing
+    if too_few:
+        evidence.update(too_few_events=True, min_events=rule.min_events, sources_too_few=sorted(undecided))
+    return Check(bool(failing), f"Leads arrive without the consent their source used to send: "
+                                f"{', '.join(sorted(failing or undecided))}." + (_too_few_note(rule) if too_few else ""),
+                 evidence, _admin_list("ingestion.submission", "status__exact=processed"), too_few)
 
 
 def _consent_counts(start: datetime, end: datetime) -> dict[int, dict[str, int]]:

@@ -48,6 +48,9 @@ def dashboard_data(*, range_key: str, now: datetime | None = None) -> dict[str, 
     start = buckets.hour_of(now - chosen.span) + timedelta(hours=1)
     bins = _bins(start, buckets.hour_of(now), chosen.step)
     rows = HourlyCount.objects.filter(hour__gte=start).order_by()
+    # The charts read from the first bin's start (6 h / a day floored), so their first bar is a
+    # whole period, not the part of it inside the range; the totals keep to the range.
+    charted = HourlyCount.objects.filter(hour__gte=bins[0] if bins else start).order_by()
     sources = dict(Source.objects.order_by().values_list("pk", "name"))
     destinations = {pk: (name, budget) for pk, name, budget in
                     Destination.objects.order_by().values_list("pk", "name", "daily_budget")}
@@ -55,12 +58,12 @@ def dashboard_data(*, range_key: str, now: datetime | None = None) -> dict[str, 
         "range": chosen.key, "range_label": chosen.label, "bins": [b.isoformat() for b in bins],
         "submissions": _submissions(rows, sources),
         "pushes": _pushes(rows, destinations),
-        "latency": _latency(rows, bins, chosen.step),
-        "backlog": _backlog(rows, bins, chosen.step, destinations),
-        "budget": _budget(rows, bins, chosen.step, destinations),
-        "dead_letters": _series(rows.filter(metric=buckets.PUSH, outcome="dead").values_list("hour").annotate(n=Sum("count")),
-                                bins, chosen.step, sum),
-        "conflicts": (_series(rows.filter(metric=buckets.OPEN_CONFLICTS).values_list("hour").annotate(n=Max("count")),
+        "latency": _latency(charted, bins, chosen.step),
+        "backlog": _backlog(charted, bins, chosen.step, destinations),
+        "budget": _budget(charted, bins, chosen.step, destinations),
+        "dead_letters": _series(charted.filter(metric=buckets.PUSH, outcome="dead").values_list("hour")
+                                .annotate(n=Sum("count")), bins, chosen.step, sum),
+        "conflicts": (_series(charted.filter(metric=buckets.OPEN_CONFLICTS).values_list("hour").annotate(n=Max("count")),
                               bins, chosen.step, max) if conflict_model() is not None else None),
     }
 

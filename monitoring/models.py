@@ -3,6 +3,8 @@ the episodes they open (firing -> acknowledged -> resolved, one per rule at a ti
 the database), the channels that carry them and every notification attempt, so that a channel
 that fails is itself visible."""
 
+import math
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -99,6 +101,40 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Each number within what its kind means, refused on its own field: a negative share fires
+        for ever, one above 100 % never, and a window of centuries fails on every evaluation."""
+        errors = {}
+        unit, low, high = THRESHOLD_RANGES.get(self.kind, ("", 0, MAX_WINDOW_MINUTES))
+        if self.threshold is not None and not (math.isfinite(self.threshold) and low <= self.threshold <= high):
+            errors["threshold"] = f"For this kind the threshold is {unit or 'a number'} from {low:g} to {high:g}."
+        if self.window_minutes is not None and not 1 <= self.window_minutes <= MAX_WINDOW_MINUTES:
+            errors["window_minutes"] = f"The window is from 1 minute to {MAX_WINDOW_MINUTES:,} minutes (90 days)."
+        if self.reminder_minutes is not None and self.reminder_minutes > MAX_WINDOW_MINUTES:
+            errors["reminder_minutes"] = f"Reminders come at most {MAX_WINDOW_MINUTES:,} minutes (90 days) apart; 0: never."
+        if errors:
+            raise ValidationError(errors)
+
+
+# The longest window, reminder time or age a rule can be given: 90 days.
+MAX_WINDOW_MINUTES = 90 * 24 * 60
+# monitoring.conditions stops counting a backlog here: a larger threshold could never be passed.
+COUNT_CAP = 100_000
+_SHARE = ("a percentage", 0, 100)
+# kind: (unit, lowest, highest) of its threshold.
+THRESHOLD_RANGES = {
+    AlertRule.Kind.SYNC_ERROR_RATE: _SHARE,
+    AlertRule.Kind.RATE_LIMITED_SHARE: _SHARE,
+    AlertRule.Kind.DAILY_BUDGET: _SHARE,
+    AlertRule.Kind.REJECTED_SHARE: _SHARE,
+    AlertRule.Kind.UNOWNED_LEADS: _SHARE,
+    AlertRule.Kind.CONSENT_MISSING: _SHARE,
+    AlertRule.Kind.QUEUE_BACKLOG: ("a number of items", 0, COUNT_CAP - 1),
+    AlertRule.Kind.STUCK_IN_RETRIES: ("a number of minutes", 0, MAX_WINDOW_MINUTES),
+    AlertRule.Kind.WORKER_HEARTBEAT: ("a number of seconds", 0, MAX_WINDOW_MINUTES * 60),
+    AlertRule.Kind.OLD_CONFLICTS: ("a number of days", 0, MAX_WINDOW_MINUTES // (24 * 60)),
+}
 
 
 class Alert(models.Model):

@@ -5,8 +5,10 @@ Each run samples the gauges the dashboard charts (backlogs, budgets, open confli
 every enabled rule and moves its episode along: a condition that starts to hold opens an alert
 and queues one notification per channel; while it holds the alert's evidence is refreshed (and
 a reminder goes out once, after the rule's reminder time, unless someone acknowledged it); when
-it stops holding the alert resolves itself. Notifications are then sent, each retried with the
-outbound seam's backoff until it goes through or MAX_ATTEMPTS is reached.
+it stops holding the alert resolves itself. Too few events to judge change nothing. The open
+episode of a rule switched off resolves, saying so. Notifications are then sent, each retried
+with the outbound seam's backoff until it goes through or MAX_ATTEMPTS is reached; whatever a
+channel raises is a failed attempt on record, never the end of the run.
 """
 
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ MAX_ATTEMPTS = 6
 # A claimed notification is not taken by another sender for this long (a sender that died
 # mid-send leaves it to be retried after this).
 SEND_LEASE = timedelta(seconds=120)
+SWITCHED_OFF = "Resolved because the rule was switched off."
 
 
 @dataclass
@@ -57,6 +60,7 @@ def alerts_evaluate(*, now: datetime | None = None) -> EvaluationReport:
             continue
         AlertRule.objects.filter(pk=rule.pk).update(last_evaluated_at=now, last_error="")
         _episode_step(rule, result, now, report)
+    _switched_off_resolve(now, report)
     sent, failed = notifications_send_due(now=now)
     report.sent, report.send_failures = sent, failed
     return report
@@ -71,8 +75,20 @@ def _episode_step(rule: AlertRule, result: conditions.Check, now: datetime, repo
         Alert.objects.filter(pk=alert.pk).update(summary=result.summary[:500], evidence=result.evidence,
                                                  link=result.link, last_seen_at=now)
         _remind_if_due(rule, alert, now)
+    elif alert is not None and result.too_few:
+        # Not over: the few events there are still look bad. The evidence says so; last_seen_at
+        # stays the last time the condition was judged to hold.
+        Alert.objects.filter(pk=alert.pk).update(summary=result.summary[:500], evidence=result.evidence, link=result.link)
+        _remind_if_due(rule, alert, now)
     elif alert is not None and _resolve(rule, alert, now):
         report.resolved.append(rule.name)
+
+
+def _switched_off_resolve(now: datetime, report: EvaluationReport) -> None:
+    """Nothing evaluates a disabled rule, so its open episode would stay firing forever."""
+    for alert in Alert.objects.filter(rule__enabled=False).exclude(state=Alert.State.RESOLVED).select_related("rule"):
+        if _resolve(alert.rule, alert, now, because=SWITCHED_OFF):
+            report.resolved.append(alert.rule.name)
 
 
 def _open(rule: AlertRule, result: conditions.Check, now: datetime) -> Alert | None:
@@ -100,15 +116,19 @@ def _remind_if_due(rule: AlertRule, alert: Alert, now: datetime) -> None:
             _notify(alert, Notification.Event.REMINDER, now)
 
 
-def _resolve(rule: AlertRule, alert: Alert, now: datetime) -> bool:
+def _resolve(rule: AlertRule, alert: Alert, now: datetime, *, because: str = "") -> bool:
+    """Close the episode; `because` (when not that the condition cleared) goes into the summary
+    and the evidence, so the alerts page and the resolved message say why."""
+    noted = {"summary": f"{because} {alert.summary}"[:500], "evidence": {**alert.evidence, "resolved_because": because}} \
+        if because else {}
     with transaction.atomic():
         if not Alert.objects.filter(pk=alert.pk).exclude(state=Alert.State.RESOLVED).update(
-                state=Alert.State.RESOLVED, resolved_at=now):
+                state=Alert.State.RESOLVED, resolved_at=now, **noted):
             return False
         if rule.notify_resolved:
             alert.refresh_from_db()
             _notify(alert, Notification.Event.RESOLVED, now)
-    log.info("alert resolved", extra={"rule": rule.name})
+    log.info("alert resolved", extra={"rule": rule.name, "because": because})
     return True
 
 
@@ -150,15 +170,17 @@ def _send_one(notification: Notification, now: datetime) -> bool:
     started = time.monotonic()
     try:
         status = channels.send(notification)
-    except channels.ChannelError as exc:
-        _attempt_record(notification, started, ok=False, http_status=exc.http_status, error=str(exc))
+    except Exception as exc:  # anything a channel raises is a failed attempt on record, retried like the others
+        error = str(exc) if isinstance(exc, channels.ChannelError) else f"{type(exc).__name__}: {exc}"
+        http_status = getattr(exc, "http_status", None) if isinstance(exc, channels.ChannelError) else None
+        _attempt_record(notification, started, ok=False, http_status=http_status, error=error)
         gave_up = attempts >= MAX_ATTEMPTS
         Notification.objects.filter(pk=notification.pk).update(
-            attempts=attempts, last_error=str(exc)[:2000], http_status=exc.http_status,
+            attempts=attempts, last_error=error[:2000], http_status=http_status,
             status=Notification.Status.FAILED if gave_up else Notification.Status.PENDING,
             next_attempt_at=now + timedelta(seconds=backoff_seconds(attempts)))
         log.error("alert notification failed", extra={"channel": notification.channel.name, "attempt": attempts,
-                                                      "error": str(exc)[:500], "gave_up": gave_up, "alert": True})
+                                                      "error": error[:500], "gave_up": gave_up, "alert": True})
         return False
     _attempt_record(notification, started, ok=True, http_status=status)
     Notification.objects.filter(pk=notification.pk).update(
