@@ -127,7 +127,7 @@ RATE_WAIT_SECONDS = Counter(
     "crmsync_rate_budget_wait_seconds", "Time workers spent waiting for a slot of a destination's rate budget.",
     ["destination"], registry=None)
 END_TO_END_SECONDS = Histogram(
-    "crmsync_end_to_end_seconds", "From the receipt of a lead's latest submission to the CRM's acknowledgement.",
+    "crmsync_end_to_end_seconds", "From the receipt of the submission that caused a push to the CRM's acknowledgement.",
     ["destination"], registry=None,
     buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 6 * 3600, 24 * 3600))
 

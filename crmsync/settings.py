@@ -168,8 +168,10 @@ CRMSYNC = {
     # A claimed push job whose worker died is re-dispatched once its lease has expired. A live
     # worker renews the lease every third of it while it works (delivery/leases.py).
     "PUSH_LEASE_SECONDS": env.int("CRMSYNC_PUSH_LEASE_SECONDS", default=15),
-    # `manage.py worker` exits this long at most after SIGTERM: work in flight finishes or is
-    # handed back without counting an attempt. Below docker's stop_grace_period (10 s).
+    # `manage.py worker` exits this long at most after SIGTERM: work in flight finishes, or is
+    # handed back without counting an attempt if its request has not gone out (one that has
+    # stays leased until it can no longer land: delivery/leases.py). Below docker's
+    # stop_grace_period (10 s).
     "WORKER_STOP_GRACE_SECONDS": env.float("CRMSYNC_WORKER_STOP_GRACE_SECONDS", default=8.0),
     # Each worker process writes its heartbeat this often; /readyz fails when the newest is
     # older than the max age (no worker is running, or none can reach the database).

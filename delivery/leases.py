@@ -6,9 +6,14 @@ therefore due again within one lease, yet a slow CRM call (a read timeout of 30 
 the rate budget) never lets the lease run out under a live worker, which would push the lead
 twice. Renewing between calls instead would have to outlast the slowest call.
 
-When the worker is asked to stop (`core.stopping`), the heartbeat hands the jobs still held back
-before the worker's grace period ends, without counting an attempt, so that they are pushed
-again at once by whichever worker runs next instead of waiting out the lease."""
+When the worker is asked to stop (`core.stopping`), the heartbeat hands back the jobs whose
+request has not gone out before the worker's grace period ends, without counting an attempt, so
+that they are pushed again at once by whichever worker runs next instead of waiting out the
+lease. A job whose request has gone out stays leased until that request can no longer reach the
+CRM (`in_flight_until`): its answer may still come and settle it, and if the worker is killed
+first, no other worker sends it again while the CRM may still apply the first request (a
+duplicate record where the CRM's search lags its writes, or the destination only creates). Its
+attempt counts, as for a killed worker's (`delivery.services._claim`)."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +27,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
+from core.outbound import timeouts
 from core.stopping import stop_deadline
 from delivery.models import PushJob
 
@@ -38,10 +44,19 @@ def lease_until():
     return timezone.now() + timedelta(seconds=lease_seconds())
 
 
+def in_flight_until():
+    """The lease of a job whose request is in flight while its worker stops: long enough for a
+    request sent before the next renewal (a batch call may make several) to connect and be read
+    to its end, the outbound timeouts (`core.outbound.timeouts`)."""
+    connect, read = timeouts()
+    return timezone.now() + timedelta(seconds=lease_seconds() / 3 + connect + read)
+
+
 @contextmanager
 def lease_heartbeat(token: uuid.UUID, *, hand_back: Callable[[], None]) -> Iterator[None]:
     """Keep the claim `token` leased while the body runs; call hand_back() from the heartbeat
-    thread if the worker's stop deadline comes first."""
+    thread if the worker's stop deadline comes first, then keep what it left claimed (requests
+    in flight) leased until those requests can no longer land."""
     if transaction.get_connection().in_atomic_block:
         # The claim is not committed yet (a caller's transaction, as in a unit test): no other
         # worker can see it, so there is no lease to keep, and another connection's renewal
@@ -76,21 +91,31 @@ class _Heartbeat(threading.Thread):
     def _beat(self) -> None:
         every = lease_seconds() / 3
         next_renewal = time.monotonic() + every
+        handed_back = False
         while not self.done.wait(_TICK_SECONDS):
             deadline = stop_deadline()
-            if deadline is not None and time.monotonic() >= deadline:
-                self._safely(self.hand_back, "hand back")
-                return
+            if not handed_back and deadline is not None and time.monotonic() >= deadline:
+                handed_back = self._safely(self.hand_back, "hand back")
+                next_renewal = time.monotonic()  # lengthen the lease of the requests in flight at once
             if time.monotonic() >= next_renewal:
-                self._safely(self._renew, "renew")
+                self._safely(self._renew_in_flight if handed_back else self._renew, "renew")
                 next_renewal = time.monotonic() + every
 
     def _renew(self) -> None:
         PushJob.objects.filter(claim_token=self.token, status=PushJob.Status.IN_PROGRESS).update(
             leased_until=lease_until())
 
-    def _safely(self, action: Callable[[], None], what: str) -> None:
+    def _renew_in_flight(self) -> None:
+        # Only sent jobs are still claimed after the hand-back; renewing them for as long as the
+        # worker lives covers a follow-up call too, and a killed worker's last renewal covers
+        # the request it had in flight.
+        PushJob.objects.filter(claim_token=self.token, status=PushJob.Status.IN_PROGRESS, request_sent=True).update(
+            leased_until=in_flight_until())
+
+    def _safely(self, action: Callable[[], None], what: str) -> bool:
         try:
             action()
         except Exception:  # noqa: BLE001 -- a database blip: the next beat tries again, the lease covers two
             log.exception("push lease %s failed", what)
+            return False
+        return True

@@ -129,7 +129,9 @@ def push_dispatch_due(*, limit: int = 1000) -> int:
     by_destination: dict[int, list[PushJob]] = defaultdict(list)
     for job in jobs:
         by_destination[job.destination_id].append(job)
-    with lease_heartbeat(token, hand_back=lambda: _release(jobs, token, 0, "worker stopping")):
+    # At the stop deadline only the jobs whose request has not gone out go back; the heartbeat
+    # keeps a request in flight leased until it can no longer land (delivery.leases).
+    with lease_heartbeat(token, hand_back=lambda: _release(jobs, token, 0, "worker stopping", unsent_only=True)):
         for group in by_destination.values():
             with log_context(correlation_ids=[job.correlation_id for job in group]):
                 _push_group(group, token)
@@ -215,7 +217,7 @@ def _push_group(jobs: list[PushJob], token: uuid.UUID) -> None:
                 item = by_lead[result.lead.pk]
                 for job in item.jobs:
                     _record(job, result, token, context, item.wanted if job is item.jobs[0] else None)
-        _outcomes_count(destination, results)
+        _outcomes_count(destination, results, [job for item in chunk for job in item.jobs])
         if any(result.outcome == Outcome.AUTH for result in results):
             first = next(r for r in results if r.outcome == Outcome.AUTH)
             destination_pause(destination=destination, reason=f"CRM refused the credentials: {first.error_code} "
@@ -224,14 +226,18 @@ def _push_group(jobs: list[PushJob], token: uuid.UUID) -> None:
             return
 
 
-def _outcomes_count(destination: Destination, results: list[RecordResult]) -> None:
+def _outcomes_count(destination: Destination, results: list[RecordResult], jobs: list[PushJob]) -> None:
     """The dashboard's hourly counts (audit.buckets): each record's outcome and, for each record
-    the CRM took, the time since its lead's latest submission arrived (end-to-end latency)."""
+    the CRM took whose job a submission caused (it carries that submission's correlation ID),
+    the time since that submission arrived (end-to-end latency). A push nothing submitted caused
+    (a change pulled by two-way sync, a merge, a resolved conflict) is left out: timed from the
+    lead's last submission, it would show weeks for a change synced in seconds."""
     buckets.counts_add(metric=buckets.PUSH, subject_id=destination.pk, counts=Counter(str(r.outcome) for r in results))
     metrics.push_results(destination=destination.name, outcomes=[str(r.outcome) for r in results])
-    took = [result.lead.pk for result in results if result.succeeded]
-    if took:
-        received = (Submission.objects.filter(lead_id__in=took).order_by().values("lead_id")
+    took = {result.lead.pk for result in results if result.succeeded}
+    caused_by = {job.correlation_id for job in jobs if job.lead_id in took and job.correlation_id}
+    if caused_by:
+        received = (Submission.objects.filter(correlation_id__in=caused_by).order_by().values("correlation_id")
                     .annotate(at=Max("received_at")).values_list("at", flat=True))
         now = timezone.now()
         seconds = [(now - at).total_seconds() for at in received]
@@ -387,13 +393,18 @@ class _LogContext:
     personal_keys: set[str]
 
 
-def _release(jobs: list[PushJob], token: uuid.UUID, seconds: float, reason: str) -> None:
-    """Give claimed jobs back, due after `seconds`, without counting an attempt."""
+def _release(jobs: list[PushJob], token: uuid.UUID, seconds: float, reason: str, *, unsent_only: bool = False) -> None:
+    """Give claimed jobs back, due after `seconds`, without counting an attempt; with
+    `unsent_only`, only those whose request has not gone out (checked as each is released, so
+    a request marked sent meanwhile keeps its job)."""
+    released = 0
     for job in jobs:
-        _settle(job, token, {"status": PushJob.Status.PENDING, "attempts": F("attempts") - 1, "leased_until": None,
-                             "claim_token": None, "next_attempt_at": timezone.now() + timedelta(seconds=seconds)})
-    if jobs:
-        log.info("push jobs released", extra={"jobs": len(jobs), "reason": reason, "seconds": round(seconds, 2)})
+        released += _settle(job, token, {"status": PushJob.Status.PENDING, "attempts": F("attempts") - 1,
+                                         "leased_until": None, "claim_token": None,
+                                         "next_attempt_at": timezone.now() + timedelta(seconds=seconds)},
+                            unsent_only=unsent_only)
+    if released:
+        log.info("push jobs released", extra={"jobs": released, "reason": reason, "seconds": round(seconds, 2)})
 
 
 def _record(job: PushJob, result: RecordResult, token: uuid.UUID, context: _LogContext, wanted: dict | None) -> None:
@@ -446,11 +457,14 @@ def _sync_log(job: PushJob, result: RecordResult, context: "_LogContext", *, noo
         personal_keys=context.personal_keys)
 
 
-def _settle(job: PushJob, token: uuid.UUID, changes: dict) -> int:
-    """Apply the job's next state if this worker still holds its claim. A job going back to
-    pending while a newer pending job exists for the same lead (the lead changed meanwhile)
-    is superseded by it instead: the newer one sends the lead as it is now."""
+def _settle(job: PushJob, token: uuid.UUID, changes: dict, *, unsent_only: bool = False) -> int:
+    """Apply the job's next state if this worker still holds its claim (and, with `unsent_only`,
+    its request has not gone out). A job going back to pending while a newer pending job exists
+    for the same lead (the lead changed meanwhile) is superseded by it instead: the newer one
+    sends the lead as it is now."""
     claimed = PushJob.objects.filter(pk=job.pk, claim_token=token)
+    if unsent_only:
+        claimed = claimed.filter(request_sent=False)
     try:
         with transaction.atomic():
             return claimed.update(**changes, updated_at=timezone.now())

@@ -1,6 +1,7 @@
 """Clean stops and quick recovery, with real processes: `make run` in the background, and
 `manage.py worker` stopped or killed while it waits for the sandbox CRM's answer."""
 
+from datetime import timedelta
 import os
 from pathlib import Path
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 
 from django.conf import settings
+from django.utils import timezone
 import pytest
 import requests
 import yaml
@@ -158,10 +160,15 @@ def _answers(url: str) -> bool:
 @pytest.mark.parametrize("to", ["process group", "main process"])
 def test_a_worker_stopped_while_the_crm_is_slow_exits_within_its_grace_period_and_loses_nothing(pushing, to):
     # given a worker waiting for a CRM that answers after longer than the worker's grace period
+    # (and than its read timeout, kept short so that the test need not wait out the default)
+    read_timeout = GRACE_SECONDS * 1.5
+    pushing.env.update(CRMSYNC_HTTP_READ_TIMEOUT=str(read_timeout), CRMSYNC_HTTP_CONNECT_TIMEOUT="1")
     crm_answers_after(GRACE_SECONDS * 2)
     pushing.start_worker()
     wait_for(one_push_in_flight_two_waiting, timeout=60, what="a push in flight")
     worker = pushing.worker
+    sent = PushJob.objects.get(status=PushJob.Status.IN_PROGRESS, request_sent=True)
+    signalled_at = timezone.now()
 
     # when it is sent SIGTERM (by systemd or a supervisor: the whole group; by docker: the main process)
     if to == "process group":
@@ -173,18 +180,25 @@ def test_a_worker_stopped_while_the_crm_is_slow_exits_within_its_grace_period_an
     assert worker.wait(timeout=GRACE_SECONDS + 1) == 0
     wait_for(lambda: not process_group_running(worker.pid), timeout=10, what="the worker's processes to exit")
     pushing.worker = None
-    # and every job was handed back, due now, with no attempt counted
-    jobs = list(PushJob.objects.values_list("status", "attempts", "claim_token"))
-    assert jobs == [(PushJob.Status.PENDING, 0, None)] * 3
+    # and the two jobs never sent were handed back, due now, with no attempt counted
+    jobs = list(PushJob.objects.exclude(pk=sent.pk).values_list("status", "attempts", "claim_token"))
+    assert jobs == [(PushJob.Status.PENDING, 0, None)] * 2
+    # while the one whose request may still reach the CRM stays leased until it no longer can,
+    # its attempt counted: no worker sends it again meanwhile
+    sent.refresh_from_db()
+    assert (sent.status, sent.attempts) == (PushJob.Status.IN_PROGRESS, 1)
+    assert sent.leased_until > signalled_at + timedelta(seconds=read_timeout)
 
     # when a worker starts again
     crm_answers_after(0)
     pushing.start_worker()
 
-    # then each lead is in the CRM exactly once, each pushed in one counted attempt
+    # then each lead is in the CRM exactly once; the request that may have landed counts as an attempt
     wait_for(all_pushed, timeout=60, what="the push jobs to succeed")
     assert crm_emails(pushing) == EMAILS
-    assert list(PushJob.objects.values_list("attempts", flat=True)) == [1, 1, 1]
+    attempts = dict(PushJob.objects.values_list("id", "attempts"))
+    assert attempts.pop(sent.pk) == 2
+    assert list(attempts.values()) == [1, 1]
 
 
 def test_a_stopped_worker_finishes_the_push_in_flight_and_hands_back_the_rest(pushing):
