@@ -3,11 +3,9 @@ request waits on the CRM never lets another worker send that job again while the
 may still land. Against the sandbox HubSpot over real HTTP."""
 
 from datetime import timedelta
-import threading
 import time
 
 from django.conf import settings as django_settings
-from django.db import connections
 from django.db.models import Sum
 from django.utils import timezone
 import pytest
@@ -21,6 +19,7 @@ from delivery.models import PushJob
 from ingestion.models import Source, Submission
 from monitoring.dashboard import dashboard_data
 from sandbox.models import SandboxSettings
+from tests.delivery.test_leases import dispatch_in_background
 from tests.factories import hubspot_destination, source_with_mapping, submission
 from tests.factories import lead as make_lead
 from tests.stack import wait_for
@@ -78,18 +77,6 @@ def crm_emails(sandbox_url: str) -> list[str]:
     return sorted(contact["properties"]["email"] for contact in page["results"])
 
 
-def worker_a() -> threading.Thread:
-    def run() -> None:
-        try:
-            services.push_dispatch_due()
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
 def test_a_stopping_worker_hands_back_what_it_did_not_send_but_no_other_worker_resends_its_request_in_flight(
         sandbox_url, monkeypatch):
     # given worker A, a task process of a `manage.py worker`, pushing Ada and then Grace (one per
@@ -100,7 +87,7 @@ def test_a_stopping_worker_hands_back_what_it_did_not_send_but_no_other_worker_r
     hubspot_destination(base_url=sandbox_url, batch_size=1)
     [ada] = services.push_jobs_enqueue(lead=make_lead(email="ada@example.com"))
     [grace] = services.push_jobs_enqueue(lead=make_lead(email="grace@example.com"))
-    a = worker_a()
+    a = dispatch_in_background()  # worker A
     wait_for(lambda: PushJob.objects.filter(pk=ada.pk, request_sent=True).exists(), timeout=30, what="Ada's request")
 
     # when A is asked to stop, with less time than the CRM takes to answer
