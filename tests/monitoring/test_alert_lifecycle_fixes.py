@@ -91,13 +91,20 @@ def test_an_hourly_rule_stays_one_episode_across_hour_boundaries():
 # --- #6: too few events to judge ---------------------------------------------------------------
 
 
-def test_too_few_failing_calls_keep_an_open_episode_open_and_say_so():
-    # given a CRM outage: 25 calls fail and the alert fires
+def error_rate_alert_firing() -> tuple[AlertRule, datetime]:
+    """A CRM outage: 25 calls fail, and the error-rate rule (with a mail channel) fires."""
     rule = error_rate_rule()
     rule.channels.set([mailbox()])
-    t0 = timezone.now()
-    failed_calls(t0 - timedelta(minutes=1), 25)
-    alerts_evaluate(now=t0)
+    now = timezone.now()
+    failed_calls(now - timedelta(minutes=1), 25)
+    alerts_evaluate(now=now)
+    assert Alert.objects.get(rule=rule).state == Alert.State.FIRING
+    return rule, now
+
+
+def test_too_few_failing_calls_keep_an_open_episode_open_and_say_so():
+    # given a CRM outage: 25 calls fail and the alert fires
+    rule, t0 = error_rate_alert_firing()
 
     # when the retries back off: the next window holds only 10 calls, every one failing
     failed_calls(t0 + timedelta(minutes=16), 10)
@@ -137,12 +144,7 @@ def test_too_few_failing_calls_do_not_open_an_episode():
 
 def test_switching_a_rule_off_resolves_its_open_episode_and_says_why():
     # given a firing error-rate alert with a mail channel
-    rule = error_rate_rule()
-    rule.channels.set([mailbox()])
-    now = timezone.now()
-    failed_calls(now - timedelta(minutes=1), 25)
-    alerts_evaluate(now=now)
-    assert Alert.objects.get(rule=rule).state == Alert.State.FIRING
+    rule, now = error_rate_alert_firing()
 
     # when RevOps switch the rule off while the fault lasts
     AlertRule.objects.filter(pk=rule.pk).update(enabled=False)
